@@ -1,0 +1,329 @@
+"""The one audio/DSP module of the project: decoding, probing, fixing length, features, spectrograms.
+
+Training pipelines and the prediction service both call these functions, so a track is analysed
+the same way wherever it comes from. Nothing here knows about Kedro.
+
+Feature recipe (the reference's 57 columns), all from ONE short-time Fourier transform per track:
+
+* ``|STFT|`` (n_fft 2048, hop 512, Hann, centred) gives the spectral centroid, bandwidth and rolloff;
+* ``|STFT|**2`` projected on 128 mel bands gives the dB mel spectrogram; its DCT gives the 20 MFCCs,
+  its onset envelope gives the tempo, and min-max normalised it is the CNN's input;
+* ``|STFT|**2`` on chroma filters (tuning estimated once from the same spectrogram) gives chroma;
+* the zero-crossing rate comes from the waveform frames.
+
+Every step calls librosa with ``S=`` the shared spectrogram, so the numbers are librosa's own
+(``tests/test_audio.py`` checks them against librosa called separately on the waveform, and
+against the Kaggle feature table on real GTZAN tracks).
+
+Length policy: a clip is cut or padded to exactly ``duration_s`` (30 s → 661 500 samples at
+22 050 Hz → 1292 frames). Longer clips keep their first ``duration_s``; shorter ones are looped
+(wrap padding) so a short clip does not turn into mostly silence. The service cuts long files into
+consecutive windows with :func:`windows` and pads the last one the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+# numba (used by librosa) compiles on first use; a persistent cache saves 10-18 s per process.
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[2] / ".numba_cache")
+)
+
+import librosa  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+AUDIO_SUFFIXES = (".wav", ".au", ".snd", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+MFCC_MEAN = [f"mfcc{i}_mean" for i in range(1, 21)]
+MFCC_VAR = [f"mfcc{i}_var" for i in range(1, 21)]
+CHROMA_MEAN = [f"chroma{i}_mean" for i in range(1, 13)]
+SPECTRAL = [
+    "spectral_centroid_mean",
+    "spectral_bandwidth_mean",
+    "rolloff_mean",
+    "zero_crossing_rate_mean",
+]
+#: The reference's 57 features, in a stable order (column names follow the Kaggle table).
+FEATURE_NAMES: list[str] = MFCC_MEAN + MFCC_VAR + SPECTRAL + ["tempo"] + CHROMA_MEAN
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as a track; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class ExtractionParams:
+    """Every knob of the signal chain; built from ``params:extraction`` in ``conf/``."""
+
+    sample_rate: int = 22050
+    duration_s: float = 30.0
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    n_mfcc: int = 20
+    n_chroma: int = 12
+    rolloff_percent: float = 0.85
+    min_duration_s: float = 3.0
+    estimate_tuning: bool = True
+
+    @classmethod
+    def from_dict(cls, params: Mapping[str, Any] | None) -> ExtractionParams:
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"params:extraction has unknown keys {unknown}; valid keys are "
+                f"{sorted(cls.__dataclass_fields__)} (see conf/base/parameters_data_processing.yml)"
+            )
+        return cls(**params)
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.sample_rate * self.duration_s))
+
+    @property
+    def n_frames(self) -> int:
+        # librosa centres frames: 1 + floor(n_samples / hop)
+        return 1 + self.n_samples // self.hop_length
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    format: str
+    sample_rate: int
+    channels: int
+    duration_s: float
+    frames: int
+
+
+def _declared_frames(path: Path, info: sf._SoundFileInfo) -> int | None:
+    """Frames the header promises for WAV/AU files, to catch truncated downloads."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return None
+    frame_bytes = None
+    subtype_bytes = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "PCM_U8": 1, "PCM_S8": 1, "FLOAT": 4,
+                     "DOUBLE": 8, "ULAW": 1, "ALAW": 1}
+    if info.subtype in subtype_bytes:
+        frame_bytes = subtype_bytes[info.subtype] * info.channels
+    if not frame_bytes:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        pos = 12
+        while pos + 8 <= len(head):
+            chunk, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+            if chunk == b"data":
+                return size // frame_bytes if size != 0xFFFFFFFF else None
+            pos += 8 + size + (size & 1)
+        return None
+    if head[:4] == b".snd":
+        size = struct.unpack(">I", head[8:12])[0]
+        return None if size == 0xFFFFFFFF else size // frame_bytes
+    return None
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Read a file's header and check it can be a track; raises :class:`AudioError` otherwise."""
+    path = Path(path)
+    if path.name.startswith("._"):
+        raise AudioError(f"{path}: macOS resource-fork sidecar ('._' file), not audio; delete it")
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes); re-download or remove it")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile cannot read it: try the audioread/ffmpeg backend
+        try:
+            y, sr = librosa.load(str(path), sr=None, mono=False)
+        except Exception:
+            raise AudioError(
+                f"{path}: not a decodable audio file ({exc}); re-download it or remove it"
+            ) from None
+        channels = 1 if y.ndim == 1 else y.shape[0]
+        frames = y.shape[-1]
+        return AudioInfo(path.suffix.lstrip(".").upper(), int(sr), channels, frames / sr, frames)
+    if info.frames == 0:
+        raise AudioError(f"{path}: audio header but no samples; re-download or remove it")
+    declared = _declared_frames(path, info)
+    if declared is not None and declared > info.frames:
+        raise AudioError(
+            f"{path}: truncated: its header declares {declared / info.samplerate:.2f} s but the "
+            f"file holds {info.frames / info.samplerate:.2f} s; re-download it"
+        )
+    return AudioInfo(info.format, int(info.samplerate), int(info.channels), info.duration,
+                     int(info.frames))
+
+
+def load_audio(
+    source: str | os.PathLike | bytes | BinaryIO, sr: int = 22050, name: str | None = None
+) -> np.ndarray:
+    """Decode any supported file (WAV, AU, FLAC, OGG, MP3, ...) to float32 mono at ``sr`` Hz.
+
+    Stereo is averaged to mono and other rates are resampled with soxr (librosa's default), so
+    the result equals ``librosa.load(path, sr=sr)``.
+    """
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "uploaded audio")
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        data, native_sr = sf.read(source, dtype="float32", always_2d=True)
+        y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        y = np.ascontiguousarray(y, dtype=np.float32)
+    except Exception as exc:
+        # libsndfile lacks some codecs (older MP3 builds, AAC...): fall back to audioread/ffmpeg
+        if hasattr(source, "seek"):
+            source.seek(0)
+        try:
+            y, native_sr = librosa.load(source, sr=None, mono=True)
+        except Exception:
+            raise AudioError(
+                f"{label}: cannot decode audio ({exc}). Supported: WAV, AU, FLAC, OGG, MP3."
+            ) from None
+    if y.size == 0:
+        raise AudioError(f"{label}: the file decodes to no samples")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{label}: the decoded signal contains NaN or infinite samples")
+    if native_sr != sr:
+        y = librosa.resample(y, orig_sr=native_sr, target_sr=sr, res_type="soxr_hq")
+    return y.astype(np.float32, copy=False)
+
+
+def fix_length(y: np.ndarray, n_samples: int) -> np.ndarray:
+    """Crop to the first ``n_samples`` or loop (wrap-pad) a shorter clip up to it."""
+    if len(y) >= n_samples:
+        return y[:n_samples]
+    return np.pad(y, (0, n_samples - len(y)), mode="wrap")
+
+
+def windows(y: np.ndarray, params: ExtractionParams) -> Iterator[np.ndarray]:
+    """Consecutive ``duration_s`` windows covering a long signal (the last one wrap-padded)."""
+    n = params.n_samples
+    if len(y) < params.sample_rate * params.min_duration_s:
+        raise AudioError(
+            f"clip is {len(y) / params.sample_rate:.2f} s long; at least "
+            f"{params.min_duration_s:g} s are needed"
+        )
+    starts = range(0, max(len(y) - n, 0) + 1, n)
+    for start in starts:
+        yield fix_length(y[start : start + n], n)
+    tail = len(y) - (starts[-1] + n)
+    # keep a last partial window only when it carries a meaningful amount of new audio
+    if tail >= params.sample_rate * params.min_duration_s:
+        yield fix_length(y[len(y) - tail :], n)
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis: one STFT shared by all features and the spectrogram
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrackAnalysis:
+    features: np.ndarray  # (57,) float64, in FEATURE_NAMES order
+    mel_db: np.ndarray  # (n_mels, n_frames) float32 dB mel spectrogram
+
+
+def mel_db_from_power(power: np.ndarray, params: ExtractionParams) -> np.ndarray:
+    mel = librosa.feature.melspectrogram(S=power, sr=params.sample_rate, n_mels=params.n_mels)
+    return librosa.power_to_db(mel)
+
+
+def normalise_spectrogram(mel_db: np.ndarray) -> np.ndarray:
+    """Per-file min-max normalisation to [0, 1] (a silent file maps to zeros)."""
+    lo, hi = float(mel_db.min()), float(mel_db.max())
+    if hi - lo < 1e-6:
+        return np.zeros_like(mel_db, dtype=np.float32)
+    return ((mel_db - lo) / (hi - lo)).astype(np.float32)
+
+
+def analyse(y: np.ndarray, params: ExtractionParams, with_features: bool = True) -> TrackAnalysis:
+    """The 57 features and the dB mel spectrogram of one fixed-length signal."""
+    sr, hop = params.sample_rate, params.hop_length
+    stft = librosa.stft(y, n_fft=params.n_fft, hop_length=hop)
+    magnitude = np.abs(stft)
+    power = magnitude**2
+    mel_db = mel_db_from_power(power, params)
+    if not with_features:
+        return TrackAnalysis(np.empty(0), mel_db.astype(np.float32))
+
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=params.n_mfcc)
+    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=params.n_fft)
+    bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=params.n_fft)
+    rolloff = librosa.feature.spectral_rolloff(
+        S=magnitude, sr=sr, n_fft=params.n_fft, roll_percent=params.rolloff_percent
+    )
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=params.n_fft, hop_length=hop)
+    onset_env = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop)
+    tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=hop)
+    chroma = librosa.feature.chroma_stft(
+        S=power,
+        sr=sr,
+        n_fft=params.n_fft,
+        n_chroma=params.n_chroma,
+        tuning=None if params.estimate_tuning else 0.0,
+    )
+    features = np.concatenate(
+        [
+            mfcc.mean(axis=1),
+            mfcc.var(axis=1),
+            [centroid.mean(), bandwidth.mean(), rolloff.mean(), zcr.mean()],
+            [float(np.atleast_1d(tempo)[0])],
+            chroma.mean(axis=1),
+        ]
+    ).astype(np.float64)
+    return TrackAnalysis(features, mel_db.astype(np.float32))
+
+
+def analyse_file(path: str | os.PathLike, params: ExtractionParams) -> TrackAnalysis:
+    """Decode, fix the length and analyse one file: what the pipelines do for each track."""
+    y = load_audio(path, sr=params.sample_rate)
+    if len(y) < params.sample_rate * params.min_duration_s:
+        raise AudioError(
+            f"{path}: only {len(y) / params.sample_rate:.2f} s of audio; at least "
+            f"{params.min_duration_s:g} s are needed (truncated file?)"
+        )
+    return analyse(fix_length(y, params.n_samples), params)
+
+
+def reference_features(y: np.ndarray, sr: int = 22050) -> tuple[np.ndarray, np.ndarray]:
+    """The reference project's way: each librosa feature called on the waveform (own STFTs).
+
+    Kept as the independent baseline for tests and ``benchmarks/``; never used by the pipelines.
+    """
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
+    feats = np.concatenate(
+        [
+            mfcc.mean(axis=1),
+            mfcc.var(axis=1),
+            [
+                librosa.feature.spectral_centroid(y=y, sr=sr).mean(),
+                librosa.feature.spectral_bandwidth(y=y, sr=sr).mean(),
+                librosa.feature.spectral_rolloff(y=y, sr=sr).mean(),
+                librosa.feature.zero_crossing_rate(y).mean(),
+            ],
+            [float(np.atleast_1d(librosa.feature.tempo(y=y, sr=sr))[0])],
+            librosa.feature.chroma_stft(y=y, sr=sr).mean(axis=1),
+        ]
+    )
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=128)
+    return feats, librosa.power_to_db(mel, ref=np.max)

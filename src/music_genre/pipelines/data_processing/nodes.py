@@ -1,0 +1,195 @@
+"""Data processing: raw GTZAN audio → manifest, features, spectrograms, split.
+
+Each node takes tables or mappings from the catalog and returns new ones; decoding goes through
+:mod:`music_genre.audio`, the module the prediction service uses too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from music_genre import __version__
+from music_genre import audio
+from music_genre.datasets import SpectrogramSet, TrackCache
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ["track_id", "genre", "path", "format", "sample_rate", "channels",
+                    "duration_s", "status", "reason"]
+
+
+def probe_tracks(raw_audio: pd.DataFrame, genres: list[str]) -> pd.DataFrame:
+    """Read every file's header: format, rate, channels, duration, and whether it is usable."""
+    rows = []
+    for rec in raw_audio.to_dict("records"):
+        row = {"track_id": rec["track_id"], "genre": rec["genre"], "path": rec["path"],
+               "format": None, "sample_rate": None, "channels": None, "duration_s": None,
+               "status": "ok", "reason": ""}
+        if rec["genre"] not in genres:
+            row.update(status="excluded", reason=f"folder '{rec['genre']}' is not one of the "
+                       "genres in params:genres")
+        else:
+            try:
+                info = audio.probe(rec["path"])
+                row.update(format=info.format, sample_rate=info.sample_rate,
+                           channels=info.channels, duration_s=round(info.duration_s, 3))
+            except audio.AudioError as exc:
+                row.update(status="excluded", reason=str(exc))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+
+def _cache_key(path: str, params: audio.ExtractionParams) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(json.dumps(params.as_dict(), sort_keys=True).encode())
+    digest.update(__version__.encode())
+    return digest.hexdigest()[:20]
+
+
+def _analyse_one(path: str, params: audio.ExtractionParams) -> dict[str, Any]:
+    try:
+        result = audio.analyse_file(path, params)
+    except audio.AudioError as exc:
+        return {"status": np.array("excluded"), "reason": np.array(str(exc))}
+    except Exception as exc:  # a decoder crash on one file must not cost the others
+        return {"status": np.array("excluded"), "reason": np.array(f"{path}: {exc!r}")}
+    return {
+        "status": np.array("ok"),
+        "reason": np.array(""),
+        "features": result.features,
+        "mel": audio.normalise_spectrogram(result.mel_db).astype(np.float16),
+    }
+
+
+def extract_tracks(
+    probed: pd.DataFrame,
+    previous_cache: TrackCache,
+    extraction: dict[str, Any],
+    execution: dict[str, Any],
+) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
+    """Analyse every usable track not already in the cache (features + spectrogram), in parallel.
+
+    Returns the new cache entries and each track's cache key. The key hashes the audio bytes and
+    the extraction parameters: unchanged audio is never analysed twice, a parameter change
+    recomputes everything.
+    """
+    params = audio.ExtractionParams.from_dict(extraction)
+    usable = probed[probed["status"] == "ok"]
+    paths = usable["path"].astype(str).to_numpy()
+    keys = [_cache_key(p, params) for p in paths]
+    todo = [(k, p) for k, p in zip(keys, paths) if k not in previous_cache]
+    logger.info("Extraction: %d usable tracks, %d cached, %d to analyse",
+                len(paths), len(paths) - len(todo), len(todo))
+
+    n_jobs = int(execution.get("n_jobs", -1))
+    progress = tqdm(total=len(todo), desc="extract features+spectrograms", unit="track",
+                    disable=not execution.get("progress", True) or not todo)
+    new_entries: dict[str, dict[str, Any]] = {}
+    if len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1:
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_analyse_one)(p, params) for _, p in todo
+        )
+    else:
+        results = (_analyse_one(p, params) for _, p in todo)
+    for (key, _), entry in zip(todo, results):
+        new_entries[key] = entry
+        progress.update()
+    progress.close()
+    return new_entries, pd.DataFrame({"track_id": usable["track_id"].to_numpy(), "cache_key": keys})
+
+
+def assemble_dataset(
+    probed: pd.DataFrame, track_keys: pd.DataFrame, cache: TrackCache, extraction: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, SpectrogramSet]:
+    """Join the cache into the manifest, the feature table and the spectrogram set.
+
+    Tracks that failed to decode are excluded here with their reason, in one warning.
+    """
+    params = audio.ExtractionParams.from_dict(extraction)
+    manifest = probed.copy()
+    key_of = dict(zip(track_keys["track_id"].astype(str), track_keys["cache_key"].astype(str)))
+    feature_rows, spectrograms, ids = [], [], []
+    for i, rec in manifest.iterrows():
+        if rec["status"] != "ok":
+            continue
+        entry = cache[key_of[str(rec["track_id"])]]
+        if str(entry["status"]) != "ok":
+            manifest.loc[i, ["status", "reason"]] = ["excluded", str(entry["reason"])]
+            continue
+        feature_rows.append(entry["features"])
+        spectrograms.append(entry["mel"])
+        ids.append(str(rec["track_id"]))
+
+    excluded = manifest[manifest["status"] != "ok"]
+    if len(excluded):
+        listing = "\n".join(f"  - {r.path}: {r.reason}" for r in excluded.itertuples())
+        logger.warning("%d file(s) excluded from the dataset:\n%s", len(excluded), listing)
+    ok = manifest[manifest["status"] == "ok"]
+    counts = ok["genre"].value_counts().to_dict()
+    logger.info("Manifest: %d usable tracks (%s)", len(ok), counts)
+    if not len(ok):
+        raise ValueError("No usable audio tracks: every file was excluded (see the warning above)")
+
+    features = pd.DataFrame(np.vstack(feature_rows), columns=audio.FEATURE_NAMES)
+    features.insert(0, "genre", ok["genre"].astype(str).to_numpy())
+    features.insert(0, "track_id", ids)
+    data = np.stack(spectrograms) if spectrograms else np.zeros(
+        (0, params.n_mels, params.n_frames), np.float16)
+    return manifest, features, SpectrogramSet(np.array(ids), data)
+
+
+def split_tracks(
+    manifest: pd.DataFrame, predefined: pd.DataFrame, split: dict[str, Any]
+) -> pd.DataFrame:
+    """Track-level train/validation/test split, stratified by genre and seeded.
+
+    A user's CSV (``track_id`` and ``split`` columns, values train/val/test) replaces the random
+    split when given, e.g. an artist-filtered GTZAN split.
+    """
+    ok = manifest[manifest["status"] == "ok"][["track_id", "genre"]].reset_index(drop=True)
+    ok["track_id"] = ok["track_id"].astype(str)
+    if len(predefined):
+        missing_cols = {"track_id", "split"} - set(predefined.columns)
+        if missing_cols:
+            raise ValueError(f"predefined split CSV lacks column(s) {sorted(missing_cols)}; "
+                             "it needs 'track_id' and 'split' (train/val/test)")
+        pre = predefined.assign(track_id=predefined["track_id"].astype(str).str.replace(
+            r"\.(wav|au)$", "", regex=True), split=predefined["split"].astype(str))
+        bad = sorted(set(pre["split"]) - {"train", "val", "test"})
+        if bad:
+            raise ValueError(f"predefined split CSV: unknown split values {bad}; "
+                             "use train, val or test")
+        out = ok.merge(pre[["track_id", "split"]], on="track_id", how="inner")
+        logger.info("Predefined split: %d of %d usable tracks assigned (%s)", len(out), len(ok),
+                    out["split"].value_counts().to_dict())
+        return out
+    val, test, seed = float(split["val"]), float(split["test"]), int(split["seed"])
+    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
+        raise ValueError(f"params:split: val={val} and test={test} must be fractions in (0, 1) "
+                         "with val + test < 1")
+    rng = np.random.default_rng(seed)
+    labels = np.empty(len(ok), dtype=object)
+    # per-genre allocation (stratified), at least one test and one validation track per genre
+    # when the genre has three or more tracks, so small collections still split cleanly
+    for genre in sorted(ok["genre"].unique()):
+        idx = rng.permutation(np.flatnonzero(ok["genre"].to_numpy() == genre))
+        n = len(idx)
+        n_test = max(1, int(round(test * n))) if n >= 3 else 0
+        n_val = max(1, int(round(val * n))) if n >= 3 else 0
+        labels[idx[:n_test]] = "test"
+        labels[idx[n_test : n_test + n_val]] = "val"
+        labels[idx[n_test + n_val :]] = "train"
+    out = ok.assign(split=labels)
+    logger.info("Split: %s", out["split"].value_counts().to_dict())
+    return out

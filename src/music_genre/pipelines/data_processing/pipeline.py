@@ -1,0 +1,21 @@
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import assemble_dataset, extract_tracks, probe_tracks, split_tracks
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(probe_tracks, ["raw_audio", "params:genres"], "probed_tracks",
+                 name="probe_tracks"),
+            Node(extract_tracks,
+                 ["probed_tracks", "track_cache_previous", "params:extraction",
+                  "params:execution"],
+                 ["track_cache", "track_keys"], name="extract_tracks"),
+            Node(assemble_dataset,
+                 ["probed_tracks", "track_keys", "track_cache", "params:extraction"],
+                 ["manifest", "features", "spectrograms"], name="assemble_dataset"),
+            Node(split_tracks, ["manifest", "predefined_split", "params:split"], "split",
+                 name="split_tracks"),
+        ]
+    )
