@@ -73,6 +73,7 @@ class Server:
         self.first_response: dict[str, bytes] = {}  # path -> bytes served on the first GET only
         self.ranges = True
         self.drop_first_at: int | None = None  # close after this many bytes on the first GET
+        self.stall_s = 0.0  # ... after stalling this long (the client's read timeout fires)
         self.requests: list[tuple[str, str | None]] = []
         self.httpd: ThreadingHTTPServer | None = None
 
@@ -118,6 +119,7 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body[: state.drop_first_at])
                 self.wfile.flush()
                 self.close_connection = True  # the client sees EOF before Content-Length
+                time.sleep(state.stall_s)
                 return
             self.wfile.write(body)
 
@@ -149,8 +151,8 @@ def _fetch(server: Server, tmp_path: Path, sha256: str | None, **kw) -> dl.Downl
         sha256=sha256,
         dest_dir=tmp_path / "gtzan",
         archive_path=tmp_path / "genres.tar.gz",
-        timeout=2,
-        read_timeout=5,
+        timeout=kw.pop("timeout", 2),
+        read_timeout=kw.pop("read_timeout", 5),
         retries=2,
         progress=False,
         **kw,
@@ -238,10 +240,12 @@ def test_bad_mirror_then_good_mirror(server, archive, tmp_path):
 
 
 # (c) ----------------------------------------------------------------------------------------
-def test_interrupted_download_resumes_with_range(server, archive, tmp_path):
+@pytest.mark.parametrize("stall", [0.0, 1.0], ids=["dropped", "stalled"])
+def test_interrupted_download_resumes_with_range(server, archive, tmp_path, stall):
     server.files["/genres.tar.gz"] = archive
     server.drop_first_at = len(archive) // 3
-    result = _fetch(server, tmp_path, _sha(archive))
+    server.stall_s = stall  # a stalled transfer hits read_timeout=0.3 s, then resumes
+    result = _fetch(server, tmp_path, _sha(archive), read_timeout=0.3)
 
     assert result.n_files == 3 and result.sha256 == _sha(archive)
     assert server.requests == [

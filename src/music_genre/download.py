@@ -325,11 +325,17 @@ def _fetch(
                     bar.reset(total=total)
                     bar.update(have)
                 error: BaseException | None = None
+                done = have
+                logged = (have * 10 // total) if total else 0
                 with part.open(mode) as fh:
                     try:
-                        while chunk := resp.read(_CHUNK):
+                        while chunk := resp.read1(_CHUNK):  # what has arrived, no more
                             fh.write(chunk)
                             bar.update(len(chunk))
+                            done += len(chunk)
+                            if bar.disable and total and done * 10 // total > logged:
+                                logged = done * 10 // total  # no bar on a non-terminal: log
+                                logger.info("%s: %d%% of %d bytes", part.name, logged * 10, total)
                     except (OSError, http.client.HTTPException) as exc:
                         error = exc
             size = part.stat().st_size
@@ -435,7 +441,10 @@ def _extract_into(archive: Path, staging: Path) -> None:
             if not (member.isfile() or member.isdir()):
                 logger.warning("Skipping %s (not a plain file) in %s", member.name, archive)
                 continue
-            tf.extract(member, staging, **extra)
+            try:
+                tf.extract(member, staging, **extra)
+            except tarfile.FilterError as exc:  # the stdlib's own "data" filter said no
+                raise UnsafeArchiveError(f"{archive}: {exc}; refusing to extract") from None
 
 
 def _find_layout(staging: Path) -> Path | None:
@@ -642,14 +651,25 @@ def _project_root() -> Path:
 
 
 def load_defaults(root: Path | None = None) -> dict[str, Any]:
-    """The ``download`` block of ``conf/base/parameters_download.yml``, paths made absolute."""
-    import yaml  # PyYAML comes with Kedro
+    """The ``download`` parameters as ``kedro run`` sees them (base + local), paths absolute.
 
+    Read with Kedro's OmegaConfigLoader so ``${runtime_params:raw_root, ...}`` and
+    ``${globals:...}`` resolve as in a run; plain YAML when Kedro is not importable.
+    """
     root = root or _project_root()
-    path = root / PARAMS_FILE
-    if not path.is_file():
+    conf = root / "conf"
+    if not (root / PARAMS_FILE).is_file():
         return {}
-    params = dict((yaml.safe_load(path.read_text()) or {}).get("download") or {})
+    try:
+        from kedro.config import OmegaConfigLoader
+    except ImportError:  # pragma: no cover - Kedro is a dependency of the project
+        import yaml
+
+        params = (yaml.safe_load((root / PARAMS_FILE).read_text()) or {}).get("download")
+    else:
+        loader = OmegaConfigLoader(str(conf), base_env="base", default_run_env="local")
+        params = loader["parameters"].get("download")
+    params = dict(params or {})
     for key in ("dest_dir", "archive_path"):
         if params.get(key) and not Path(params[key]).is_absolute():
             params[key] = str(root / params[key])
