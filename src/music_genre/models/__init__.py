@@ -1,0 +1,5 @@
+"""Model builders and the uniform fit/predict interface; importing registers custom layers."""
+
+from music_genre.models.training import fit, predict_proba, select
+
+__all__ = ["fit", "predict_proba", "select"]

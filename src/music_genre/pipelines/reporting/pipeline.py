@@ -1,0 +1,16 @@
+from kedro.pipeline import Node, Pipeline
+
+from music_genre.pipelines.training import MODELS
+
+from .nodes import compare_models
+
+# every model namespace whose metrics the comparison reads
+REPORTED_MODELS = list(MODELS)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline([
+        Node(compare_models, [f"{m}.metrics" for m in REPORTED_MODELS],
+             ["comparison_table", "comparison_markdown", "comparison_chart", "per_genre_f1_chart"],
+             name="compare_models"),
+    ])

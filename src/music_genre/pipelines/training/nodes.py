@@ -1,0 +1,142 @@
+"""The train → evaluate template shared by every model (rf, mlp, cnn, transfer, ...).
+
+``model_input`` is a feature table (one row per track) or a spectrogram set; ``split`` assigns
+each track to train/val/test; ``params`` is the model's own parameter block (``params:<model>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+from music_genre.models import training  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def _labels(split: pd.DataFrame, part: str, genres: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    rows = split[split["split"].astype(str) == part]
+    index = {g: i for i, g in enumerate(genres)}
+    unknown = sorted(set(rows["genre"].astype(str)) - set(index))
+    if unknown:
+        raise ValueError(f"split has genres {unknown} that are not in params:genres")
+    ids = rows["track_id"].astype(str).to_numpy()
+    y = np.array([index[g] for g in rows["genre"].astype(str)], dtype=np.int64)
+    return ids, y
+
+
+def train_model(model_input, split: pd.DataFrame, params: dict[str, Any], genres: list[str],
+                seed: int) -> tuple[Any, dict[str, Any]]:
+    """Fit the model on the training split, early-stopping on the validation split."""
+    train_ids, y_train = _labels(split, "train", genres)
+    val_ids, y_val = _labels(split, "val", genres)
+    if not len(train_ids):
+        raise ValueError("the split has no training tracks")
+    model, info = training.fit(params, training.select(model_input, train_ids), y_train,
+                               training.select(model_input, val_ids), y_val,
+                               n_classes=len(genres), seed=int(params.get("seed", seed)))
+    return model, info
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray,
+                           genres: list[str]) -> dict[str, Any]:
+    """Accuracy, macro/weighted precision-recall-F1, per-genre table and confusion matrix."""
+    y_pred = proba.argmax(axis=1)
+    labels = list(range(len(genres)))
+    out: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred)),
+                           "n_test": int(len(y_true))}
+    for avg in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg,
+                                                     zero_division=0)
+        out.update({f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)})
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    out["per_genre"] = {g: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                            "support": int(s[i])} for i, g in enumerate(genres)}
+    out["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    return out
+
+
+def _confusion_figure(cm: np.ndarray, genres: list[str], title: str):
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(genres)), genres, rotation=45, ha="right")
+    ax.set_yticks(range(len(genres)), genres)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center",
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def _curves_figure(history: dict[str, list[float]], title: str):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in history:
+                ax.plot(range(1, len(history[key]) + 1), history[key], style,
+                        label="validation" if key.startswith("val_") else "train")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if not history:
+        for ax in axes:
+            ax.text(0.5, 0.5, "not trained by epochs", ha="center", va="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def evaluate_model(model, model_input, split: pd.DataFrame, train_info: dict[str, Any],
+                   params: dict[str, Any], genres: list[str]):
+    """Test-split metrics, per-genre table, confusion matrix, training curves, predictions."""
+    name = params.get("name", params["kind"])
+    test_ids, y_test = _labels(split, "test", genres)
+    x_test = training.select(model_input, test_ids)
+    start = time.perf_counter()
+    proba = training.predict_proba(model, x_test, len(genres))
+    infer_s = time.perf_counter() - start
+    metrics = classification_metrics(y_test, proba, genres)
+    metrics.update({
+        "model": name,
+        "kind": params["kind"],
+        "train_seconds": float(train_info["train_seconds"]),
+        "inference_ms_per_track": 1000 * infer_s / max(len(y_test), 1),
+        "n_train": train_info.get("n_train"),
+        "epochs_run": train_info.get("epochs_run"),
+        "n_parameters": train_info.get("n_parameters"),
+        "pca_explained_variance": train_info.get("pca_explained_variance"),
+    })
+    logger.info("%s: test accuracy %.3f, macro F1 %.3f on %d tracks", name,
+                metrics["accuracy"], metrics["f1_macro"], len(y_test))
+    if metrics["pca_explained_variance"] is not None:
+        logger.info("%s: PCA keeps %.2f %% of the variance", name,
+                    100 * metrics["pca_explained_variance"])
+    per_genre = pd.DataFrame(metrics["per_genre"]).T.rename_axis("genre").reset_index()
+    predictions = pd.DataFrame(proba, columns=genres)
+    predictions.insert(0, "predicted", [genres[i] for i in proba.argmax(axis=1)])
+    predictions.insert(0, "genre", [genres[i] for i in y_test])
+    predictions.insert(0, "track_id", test_ids)
+    cm_fig = _confusion_figure(np.array(metrics["confusion_matrix"]), genres,
+                               f"{name}: accuracy {metrics['accuracy']:.1%} "
+                               f"({len(y_test)} test tracks)")
+    curves_fig = _curves_figure(train_info.get("history", {}), f"{name}: training curves")
+    return metrics, per_genre, predictions, cm_fig, curves_fig

@@ -1,0 +1,40 @@
+"""One train → evaluate template, instantiated per model under its namespace.
+
+``kedro run --pipeline rf|mlp|cnn`` runs one model (with the data processing it needs, see
+``pipelines/<model>/``);
+datasets are ``<model>.model``, ``<model>.metrics`` ... (catalog factories in
+``conf/base/catalog_models.yml``) and parameters are ``params:<model>`` blocks.
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import evaluate_model, train_model
+
+# model namespace → the dataset it learns from
+MODELS = {"rf": "features", "mlp": "features", "cnn": "spectrograms"}
+
+
+def template() -> Pipeline:
+    return Pipeline([
+        Node(train_model, ["model_input", "split", "params:model", "params:genres", "params:seed"],
+             ["model", "train_info"], name="train_model"),
+        Node(evaluate_model,
+             ["model", "model_input", "split", "train_info", "params:model", "params:genres"],
+             ["metrics", "per_genre", "predictions", "confusion_matrix", "training_curves"],
+             name="evaluate_model"),
+    ])
+
+
+def model_pipeline(name: str, model_input: str) -> Pipeline:
+    return Pipeline(
+        template(),
+        namespace=name,
+        inputs={"model_input": model_input, "split": "split"},
+        parameters={"params:model": f"params:{name}", "params:genres": "params:genres",
+                    "params:seed": "params:seed"},
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """All template-based models at once (``kedro run --pipeline training``)."""
+    return sum((model_pipeline(name, source) for name, source in MODELS.items()), Pipeline([]))
