@@ -1,0 +1,21 @@
+"""``kedro run --pipeline transfer``: MusiCNN embeddings (cached) → the shared train/evaluate
+template under the ``transfer`` namespace (datasets ``transfer.model``, ``transfer.metrics``...).
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from music_genre.pipelines.training import model_pipeline
+
+from .nodes import assemble_embeddings, embed_tracks, export_network
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    embedding = Pipeline([
+        Node(embed_tracks, ["manifest", "musicnn_cache_previous", "params:musicnn",
+                            "params:execution"],
+             ["musicnn_cache", "musicnn_keys"], name="embed_tracks_musicnn"),
+        Node(assemble_embeddings, ["manifest", "musicnn_keys", "musicnn_cache", "params:musicnn"],
+             ["musicnn_embeddings", "musicnn_tags"], name="assemble_musicnn_embeddings"),
+        Node(export_network, "params:musicnn", "musicnn_network", name="export_musicnn_network"),
+    ])  # fmt: skip
+    return embedding + model_pipeline("transfer", "musicnn_embeddings")

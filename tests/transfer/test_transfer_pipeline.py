@@ -1,0 +1,107 @@
+"""The `transfer` pipeline on the synthetic demo collection: embed (cached) → train → evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.pandas import CSVDataset, ParquetDataset
+from kedro_datasets.tensorflow import TensorFlowModelDataset
+from kedro.runner import SequentialRunner
+
+from music_genre.datasets import AudioFolderDataset, TrackCacheDataset
+from music_genre.demo import GENRES, write_demo_collection
+from music_genre.pipelines.data_processing.nodes import probe_tracks, split_tracks
+from music_genre.pipelines.transfer import create_pipeline
+from music_genre.pipelines.transfer.nodes import EMBEDDING_COLUMNS, embed_tracks
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, msd_prefix):
+    root = tmp_path_factory.mktemp("demo")
+    write_demo_collection(root / "raw", n_per_genre=4, duration_s=9.0, seed=7)
+    manifest = probe_tracks(AudioFolderDataset(path=str(root / "raw")).load(), GENRES)
+    split = split_tracks(manifest, pd.DataFrame(), {"val": 0.25, "test": 0.25, "seed": 0})
+    params = yaml.safe_load((PROJECT / "conf/base/parameters_transfer.yml").read_text())
+    return root, manifest, split, params
+
+
+def _catalog(root, manifest, split, params, transfer_overrides=None, out="out"):
+    transfer = {**params["transfer"], **(transfer_overrides or {})}
+    cache = str(root / "musicnn_cache")
+    o = root / out
+    return DataCatalog(datasets={
+        # persisted like conf/base/catalog_transfer.yml, so the test can read them back
+        "musicnn_embeddings": ParquetDataset(filepath=str(o / "emb.parquet")),
+        "musicnn_tags": ParquetDataset(filepath=str(o / "tags.parquet")),
+        "musicnn_network": TensorFlowModelDataset(filepath=str(o / "musicnn.keras")),
+        "transfer.metrics": JSONDataset(filepath=str(o / "metrics.json")),
+        "transfer.predictions": CSVDataset(filepath=str(o / "predictions.csv")),
+        "manifest": MemoryDataset(manifest), "split": MemoryDataset(split),
+        "musicnn_cache_previous": TrackCacheDataset(path=cache),
+        "musicnn_cache": TrackCacheDataset(path=cache),
+        "params:musicnn": MemoryDataset(params["musicnn"]),
+        "params:execution": MemoryDataset({"progress": False}),
+        "params:transfer": MemoryDataset(transfer),
+        "params:genres": MemoryDataset(GENRES), "params:seed": MemoryDataset(42),
+    })  # fmt: skip
+
+
+def test_pipeline_on_demo_data(demo):
+    root, manifest, split, params = demo
+    assert (manifest["status"] == "excluded").sum() == 1  # the demo's deliberately broken file
+    catalog = _catalog(root, manifest, split, params)
+    SequentialRunner().run(create_pipeline(), catalog)
+
+    emb = catalog.load("musicnn_embeddings")
+    assert emb.shape == (40, 2 + 200) and list(emb.columns[2:]) == EMBEDDING_COLUMNS
+    assert np.isfinite(emb[EMBEDDING_COLUMNS].to_numpy()).all()
+    tags = catalog.load("musicnn_tags")
+    assert tags.shape == (40, 2 + 50) and tags.iloc[:, 2:].to_numpy().max() < 1
+
+    metrics = catalog.load("transfer.metrics")
+    assert metrics["model"] == "transfer" and metrics["n_test"] == 10
+    # synthetic classes are easy for pretrained features: far above chance (0.1)
+    assert metrics["accuracy"] >= 0.6
+    predictions = catalog.load("transfer.predictions")
+    assert len(predictions) == 10 and set(predictions["genre"]) <= set(GENRES)
+
+    network = catalog.load("musicnn_network")
+    x = np.zeros((1, 187, 96), np.float32)
+    assert network.predict_on_batch(x)[1].shape == (1, 200)
+
+
+def test_second_run_is_incremental_and_offline(demo, tmp_path):
+    root, manifest, split, params = demo
+    cache = TrackCacheDataset(path=str(root / "musicnn_cache"))
+    if len(cache.load()) == 0:
+        pytest.skip("needs the cache written by test_pipeline_on_demo_data")
+    # weights neither cached nor downloadable: a fully cached run must not need them
+    offline = {**params["musicnn"], "cache_dir": str(tmp_path / "empty"),
+               "index_url": "http://127.0.0.1:9/simple"}  # fmt: skip
+    new, keys = embed_tracks(manifest, cache.load(), offline, {"progress": False})
+    assert new == {} and len(keys) == 40
+    # changing the recipe changes every key (recomputation)
+    other = {**params["musicnn"], "embedding": {**params["musicnn"]["embedding"], "patch_hop": 93}}
+    _, keys2 = embed_tracks(manifest.iloc[:0], cache.load(), other, {"progress": False})
+    assert len(keys2) == 0
+    from music_genre.pipelines.transfer.nodes import cache_key
+
+    p = manifest.loc[manifest["status"] == "ok", "path"].iloc[0]
+    assert cache_key(p, params["musicnn"]) != cache_key(p, other)
+
+
+def test_mlp_head_through_the_template(demo):
+    root, manifest, split, params = demo
+    catalog = _catalog(root, manifest, split, params,
+                       {"kind": "keras_mlp", "epochs": 40, "verbose": 0}, out="mlp")  # fmt: skip
+    SequentialRunner().run(create_pipeline(), catalog)
+    metrics = catalog.load("transfer.metrics")
+    assert metrics["kind"] == "keras_mlp" and metrics["accuracy"] >= 0.5
