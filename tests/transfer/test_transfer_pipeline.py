@@ -11,6 +11,7 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
+from kedro_datasets.pickle import PickleDataset
 from kedro_datasets.tensorflow import TensorFlowModelDataset
 from kedro.runner import SequentialRunner
 
@@ -42,6 +43,7 @@ def _catalog(root, manifest, split, params, transfer_overrides=None, out="out"):
         "musicnn_embeddings": ParquetDataset(filepath=str(o / "emb.parquet")),
         "musicnn_tags": ParquetDataset(filepath=str(o / "tags.parquet")),
         "musicnn_network": TensorFlowModelDataset(filepath=str(o / "musicnn.keras")),
+        "transfer.model": PickleDataset(filepath=str(o / "transfer.pkl"), backend="joblib"),
         "transfer.metrics": JSONDataset(filepath=str(o / "metrics.json")),
         "transfer.predictions": CSVDataset(filepath=str(o / "predictions.csv")),
         "manifest": MemoryDataset(manifest), "split": MemoryDataset(split),
@@ -73,9 +75,20 @@ def test_pipeline_on_demo_data(demo):
     predictions = catalog.load("transfer.predictions")
     assert len(predictions) == 10 and set(predictions["genre"]) <= set(GENRES)
 
-    network = catalog.load("musicnn_network")
-    x = np.zeros((1, 187, 96), np.float32)
-    assert network.predict_on_batch(x)[1].shape == (1, 200)
+    # serving: the saved artifacts + the shared preprocessing reproduce the evaluation exactly
+    from music_genre.transfer.serving import TransferService
+
+    service = TransferService(catalog.load("musicnn_network"), catalog.load("transfer.model"),
+                              GENRES, params["musicnn"])  # fmt: skip
+    row = predictions.iloc[0]
+    path = manifest.set_index("track_id").loc[row["track_id"], "path"]
+    np.testing.assert_allclose(service.predict_proba(path), row[GENRES].to_numpy(float), atol=1e-5)
+    np.testing.assert_allclose(
+        service.features(path)[0],
+        emb.set_index("track_id").loc[row["track_id"], EMBEDDING_COLUMNS].to_numpy(float),
+        atol=1e-5,
+    )
+    assert max(service.predict(path), key=service.predict(path).get) == row["predicted"]
 
 
 def test_second_run_is_incremental_and_offline(demo, tmp_path):
