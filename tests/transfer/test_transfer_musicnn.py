@@ -8,7 +8,7 @@ import pytest
 from music_genre.transfer.embed import embed_signal, load_16k, musicnn_input
 from music_genre.transfer.musicnn import EMBEDDING_DIM, MSD_TAGS
 
-from transfer_tf1_reference import run_tf1_graph
+from tests.transfer.transfer_tf1_reference import run_tf1_graph
 
 
 def fixed_clip(seconds: float = 9.0, sr: int = 16000) -> np.ndarray:

@@ -118,3 +118,33 @@ def test_mlp_head_through_the_template(demo):
     SequentialRunner().run(create_pipeline(), catalog)
     metrics = catalog.load("transfer.metrics")
     assert metrics["kind"] == "keras_mlp" and metrics["accuracy"] >= 0.5
+
+
+def test_finetune_pipeline(demo):
+    from music_genre.keras_dataset import KerasModelDataset
+    from music_genre.pipelines.transfer_finetune import create_pipeline as finetune_pipeline
+    from music_genre.transfer.embed import musicnn_input
+
+    root, manifest, split, params = demo
+    catalog = _catalog(root, manifest, split, params, out="ft")
+    catalog["params:transfer_finetune"] = MemoryDataset(
+        {**params["transfer_finetune"], "epochs": 40, "batch_size": 16, "learning_rate": 1e-3})
+    catalog["musicnn_keys"] = CSVDataset(filepath=str(root / "ft" / "keys.csv"))
+    o = root / "ft"
+    catalog["transfer_finetune.model"] = KerasModelDataset(filepath=str(o / "ft.keras"))
+    catalog["transfer_finetune.metrics"] = JSONDataset(filepath=str(o / "ft_metrics.json"))
+    catalog["transfer_finetune.predictions"] = CSVDataset(filepath=str(o / "ft_pred.csv"))
+    SequentialRunner().run(create_pipeline() + finetune_pipeline(), catalog)
+
+    metrics = catalog.load("transfer_finetune.metrics")
+    assert metrics["kind"] == "musicnn_finetune" and metrics["n_test"] == 10
+    assert metrics["accuracy"] >= 0.6 and metrics["epochs_run"] >= 1
+    # the saved per-patch network, fed audio, agrees with the evaluation (which used the cached
+    # float16 pooled features: hence the tolerance)
+    model = catalog.load("transfer_finetune.model")
+    row = catalog.load("transfer_finetune.predictions").iloc[0]
+    from music_genre.transfer.embed import load_16k
+
+    path = manifest.set_index("track_id").loc[row["track_id"], "path"]
+    proba = np.asarray(model.predict_on_batch(musicnn_input(load_16k(path)))).mean(axis=0)
+    np.testing.assert_allclose(proba, row[GENRES].to_numpy(float), atol=2e-3)

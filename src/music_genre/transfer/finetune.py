@@ -4,7 +4,7 @@
 ``transfer`` model's input), the mean tags, and per 3 s patch the embeddings and the frozen
 network's pooled 1506-d features.
 
-:class:`FineTunedTop` (``kedro run --pipeline transfer_finetune``): MusiCNN's back-end
+Fine-tuning (``kedro run --pipeline transfer_finetune``): MusiCNN's back-end
 (BatchNorm 1506 → Dense 200 → BatchNorm), initialised from the checkpoint, with a new softmax
 layer, trained on every patch of the training tracks from the cached pooled features (so the
 frozen front end runs once per track, not once per epoch). A track's probabilities are the mean
@@ -14,7 +14,6 @@ over its patches.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,16 @@ import numpy as np
 from music_genre.transfer.embed import EmbedParams, musicnn_input
 
 
-def _top_model(musicnn, n_classes: int, dropout: float, trainable_backend: bool):
-    """MusiCNN's back-end on pooled patch features (1506) with a new softmax output."""
+def build_finetune_model(musicnn, n_classes: int, params: dict[str, Any]):
+    """(full, top): ``top`` is MusiCNN's back-end (pooled 1506 → BN → Dense 200 → BN), initialised
+    from the pretrained weights, + a new softmax layer; ``full`` is the frozen front end followed
+    by ``top``, per patch: (B, T, 96) → (B, n_classes). Training fits ``top`` on cached pooled
+    features; ``full`` (sharing its layers) is the servable artifact."""
     import keras
     from keras import layers
 
+    dropout = float(params.get("dropout", 0.5))
+    train_backend = bool(params.get("train_backend", True))
     n_pool = int(musicnn.get_layer("pool_flat").output.shape[-1])
     x_in = keras.Input(shape=(n_pool,), name="pooled")
     x = x_in
@@ -35,54 +39,52 @@ def _top_model(musicnn, n_classes: int, dropout: float, trainable_backend: bool)
         layer = src.__class__.from_config(src.get_config())
         x = layer(x)
         layer.set_weights(src.get_weights())
-        layer.trainable = trainable_backend
-        if name == "pool_bn":
-            x = layers.Dropout(dropout, name="pool_dropout")(x)
-    x = layers.Dropout(dropout, name="penultimate_dropout")(x)
+        layer.trainable = train_backend
+        if name in ("pool_bn", "penultimate_bn"):
+            x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     out = layers.Dense(n_classes, activation="softmax", name="genre")(x)
-    return keras.Model(x_in, out, name="musicnn_top")
+    top = keras.Model(x_in, out, name="musicnn_top")
+
+    front = keras.Model(musicnn.inputs, musicnn.get_layer("pool_flat").output,
+                        name="musicnn_front")  # fmt: skip
+    front.trainable = False
+    patches = keras.Input(shape=(None, int(musicnn.inputs[0].shape[-1])), name="logmel")
+    full = keras.Model(patches, top(front(patches)), name="musicnn_finetuned")
+    return full, top
 
 
-@dataclass
-class FineTunedTop:
-    """The ``finetune`` head: MusiCNN's back-end re-trained on patches; a Keras model inside."""
+def fit_top(top, pooled: Sequence[np.ndarray], y: np.ndarray, val_pooled: Sequence[np.ndarray],
+            y_val: np.ndarray, params: dict[str, Any], seed: int) -> dict[str, list[float]]:
+    """Train ``top`` on every patch (label = its track's genre); early stopping on validation."""
+    import keras
 
-    options: dict[str, Any] = field(default_factory=dict)
-    seed: int = 42
-    model: Any = None
-    classes_: np.ndarray | None = None
-    history: dict[str, list[float]] = field(default_factory=dict)
+    keras.utils.set_random_seed(seed)
 
-    def fit(self, pooled: Sequence[np.ndarray], y: Sequence[str], musicnn) -> FineTunedTop:
-        import keras
+    def stack(tracks, labels):
+        X = np.concatenate([np.asarray(p, np.float32) for p in tracks])
+        Y = np.concatenate([np.full(len(p), c) for p, c in zip(tracks, labels, strict=True)])
+        return X, Y
 
-        keras.utils.set_random_seed(self.seed)
-        self.classes_ = np.array(sorted(set(map(str, y))))
-        index = {c: i for i, c in enumerate(self.classes_)}
-        X = np.concatenate([np.asarray(p, np.float32) for p in pooled])
-        Y = np.concatenate([np.full(len(p), index[str(c)]) for p, c in zip(pooled, y, strict=True)])
-        opt = self.options
-        self.model = _top_model(
-            musicnn, len(self.classes_), float(opt.get("dropout", 0.5)),
-            bool(opt.get("train_backend", True)),
-        )  # fmt: skip
-        self.model.compile(
-            optimizer=keras.optimizers.Adam(float(opt.get("learning_rate", 1e-3))),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        hist = self.model.fit(
-            X, Y, epochs=int(opt.get("epochs", 30)), batch_size=int(opt.get("batch_size", 64)),
-            shuffle=True, verbose=0,
-        )  # fmt: skip
-        self.history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        return self
+    X, Y = stack(pooled, y)
+    top.compile(optimizer=keras.optimizers.Adam(float(params.get("learning_rate", 1e-3))),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+    fit_args: dict[str, Any] = {}
+    callbacks = []
+    if len(val_pooled):
+        fit_args["validation_data"] = stack(val_pooled, y_val)
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=int(params.get("patience", 8)),
+            restore_best_weights=True))  # fmt: skip
+    history = top.fit(X, Y, epochs=int(params.get("epochs", 60)),
+                      batch_size=int(params.get("batch_size", 64)), shuffle=True,
+                      callbacks=callbacks, verbose=int(params.get("verbose", 0)), **fit_args)  # fmt: skip
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
-    def predict_proba(self, pooled: Sequence[np.ndarray]) -> np.ndarray:
-        return np.stack(
-            [np.asarray(self.model.predict_on_batch(np.asarray(p, np.float32))).mean(axis=0)
-             for p in pooled]
-        )  # fmt: skip
+
+def predict_tracks(top, pooled: Sequence[np.ndarray]) -> np.ndarray:
+    """Track probabilities: the mean of ``top``'s patch probabilities."""
+    return np.stack([np.asarray(top.predict_on_batch(np.asarray(p, np.float32))).mean(axis=0)
+                     for p in pooled])  # fmt: skip
 
 
 def feature_model(musicnn):
@@ -114,4 +116,4 @@ def track_entry(features_net, y_16k: np.ndarray, params: EmbedParams) -> dict[st
     }
 
 
-__all__ = ["FineTunedTop", "feature_model", "track_entry"]
+__all__ = ["build_finetune_model", "feature_model", "fit_top", "predict_tracks", "track_entry"]
