@@ -155,3 +155,19 @@ def test_template_trains_and_evaluates_each_model_with_a_real_runner(name, param
     assert list(predictions.columns[:3]) == ["track_id", "genre", "predicted"]
     np.testing.assert_allclose(predictions[genres].sum(axis=1), 1.0, rtol=1e-4)
     assert f"{name}.confusion_matrix" in outputs and f"{name}.training_curves" in outputs
+
+
+def test_the_same_seed_gives_the_same_random_forest():
+    from music_genre.models import training
+
+    _, table, _, split = _tiny_data()
+    x = table.iloc[:, 2:].to_numpy(np.float32)
+    y = np.repeat(np.arange(3), 6)
+    params = {"kind": "random_forest", "pca_components": 5,
+              "random_forest": {"n_estimators": 15, "n_jobs": 1}}
+    a, _ = training.fit(params, x, y, x, y, n_classes=3, seed=11)
+    b, _ = training.fit(params, x, y, x, y, n_classes=3, seed=11)
+    c, _ = training.fit(params, x, y, x, y, n_classes=3, seed=12)
+    probe = x + np.random.default_rng(9).standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(a.predict_proba(probe), b.predict_proba(probe))
+    assert not np.array_equal(a.predict_proba(probe), c.predict_proba(probe))
