@@ -85,7 +85,9 @@ def build_mlp(params: dict[str, Any], n_features: int, n_classes: int,
                 momentum=float(params.get("bn_momentum", 0.99)), name=f"bn_{i}")(x)
         x = keras.layers.Activation("relu", name=f"relu_{i}")(x)
         x = keras.layers.Dropout(float(params.get("dropout", 0.0)), name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="genre")(x)
+    # float32 softmax under a mixed-precision policy too (a float16 softmax loses small classes)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="genre",
+                                 dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="mlp")
     model.compile(optimizer=_optimizer(params), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])

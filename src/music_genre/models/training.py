@@ -114,6 +114,8 @@ def fit(params: dict[str, Any], train_input, y_train: np.ndarray, val_input, y_v
     elif kind in KERAS_KINDS:
         import keras
 
+        from music_genre import distributed
+
         keras.utils.set_random_seed(seed)
         batch_size = int(params.get("batch_size", 32))
         if kind == "keras_mlp":
@@ -127,14 +129,17 @@ def fit(params: dict[str, Any], train_input, y_train: np.ndarray, val_input, y_v
                 pca.fit(scaler.transform(train_input))
                 pca_args = {"pca_components": pca.components_, "pca_mean": pca.mean_}
                 info["pca_explained_variance"] = float(pca.explained_variance_ratio_.sum())
-            model = builders.build_mlp(params, train_input.shape[1], n_classes,
-                                       scaler.mean_, scaler.var_, **pca_args)
+            with distributed.accelerated(params.get("accelerator")):  # strategy, precision
+                model = builders.build_mlp(params, train_input.shape[1], n_classes,
+                                           scaler.mean_, scaler.var_, **pca_args)
             fit_args = {"x": train_input, "y": y_train, "validation_data": (val_input, y_val),
                         "batch_size": batch_size, "shuffle": True}
         else:
             spec, train_idx = train_input
             _, val_idx = val_input
-            model = builders.build_cnn(params, (*spec.data.shape[1:], 1), n_classes, seed=seed)
+            with distributed.accelerated(params.get("accelerator")):  # strategy, precision
+                model = builders.build_cnn(params, (*spec.data.shape[1:], 1), n_classes,
+                                           seed=seed)
             fit_args = {
                 "x": spectrogram_batches(spec, train_idx, y_train, batch_size, True, seed),
                 "validation_data": spectrogram_batches(spec, val_idx, y_val, batch_size,

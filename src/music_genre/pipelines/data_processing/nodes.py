@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from music_genre import __version__
-from music_genre import audio
+from music_genre import audio, distributed
 from music_genre.datasets import SpectrogramSet, TrackCache
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,10 @@ def _cache_key(path: str, params: audio.ExtractionParams) -> str:
 
 def _analyse_one(path: str, params: audio.ExtractionParams) -> dict[str, Any]:
     try:
-        result = audio.analyse_file(path, params)
+        # one BLAS thread, as in joblib and Dask workers: multi-threaded OpenBLAS sums in another
+        # order (last-bit differences), and a track must give the same numbers wherever it runs
+        with threadpool_limits(1):
+            result = audio.analyse_file(path, params)
     except audio.AudioError as exc:
         return {"status": np.array("excluded"), "reason": np.array(str(exc))}
     except Exception as exc:  # a decoder crash on one file must not cost the others
@@ -96,7 +100,11 @@ def extract_tracks(
     progress = tqdm(total=len(todo), desc="extract features+spectrograms", unit="track",
                     disable=not execution.get("progress", True) or not todo)
     new_entries: dict[str, dict[str, Any]] = {}
-    if len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1:
+    if distributed.scheduler_of(execution) == "dask" and todo:
+        # a Dask cluster (execution.dask.address, or a LocalCluster): see music_genre.distributed
+        results = distributed.map_on_dask(_analyse_one, [p for _, p in todo],
+                                          execution.get("dask"), params=params)
+    elif len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1:
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_analyse_one)(p, params) for _, p in todo
         )
