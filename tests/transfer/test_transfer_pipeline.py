@@ -39,8 +39,9 @@ def _catalog(root, manifest, split, params, transfer_overrides=None, out="out"):
     cache = str(root / "musicnn_cache")
     o = root / out
     return DataCatalog(datasets={
-        # persisted like conf/base/catalog_transfer.yml, so the test can read them back
-        "musicnn_embeddings": ParquetDataset(filepath=str(o / "emb.parquet")),
+        # persisted like conf/base/catalog_transfer.yml, so the tests can read them back
+        "musicnn_keys": CSVDataset(filepath=str(root / "keys.csv")),
+        "musicnn_embeddings": ParquetDataset(filepath=str(root / "emb.parquet")),
         "musicnn_tags": ParquetDataset(filepath=str(o / "tags.parquet")),
         "musicnn_network": TensorFlowModelDataset(filepath=str(o / "musicnn.keras")),
         "transfer.model": PickleDataset(filepath=str(o / "transfer.pkl"), backend="joblib"),
@@ -112,10 +113,14 @@ def test_second_run_is_incremental_and_offline(demo, tmp_path):
 
 
 def test_mlp_head_through_the_template(demo):
+    from music_genre.pipelines.training import model_pipeline
+
     root, manifest, split, params = demo
+    if not (root / "emb.parquet").exists():
+        pytest.skip("needs the embeddings written by test_pipeline_on_demo_data")
     catalog = _catalog(root, manifest, split, params,
-                       {"kind": "keras_mlp", "epochs": 40, "verbose": 0}, out="mlp")  # fmt: skip
-    SequentialRunner().run(create_pipeline(), catalog)
+                       {"kind": "keras_mlp", "epochs": 30, "verbose": 0}, out="mlp")  # fmt: skip
+    SequentialRunner().run(model_pipeline("transfer", "musicnn_embeddings"), catalog)
     metrics = catalog.load("transfer.metrics")
     assert metrics["kind"] == "keras_mlp" and metrics["accuracy"] >= 0.5
 
@@ -126,15 +131,16 @@ def test_finetune_pipeline(demo):
     from music_genre.transfer.embed import musicnn_input
 
     root, manifest, split, params = demo
+    if not (root / "keys.csv").exists():
+        pytest.skip("needs the cache written by test_pipeline_on_demo_data")
     catalog = _catalog(root, manifest, split, params, out="ft")
     catalog["params:transfer_finetune"] = MemoryDataset(
         {**params["transfer_finetune"], "epochs": 40, "batch_size": 16, "learning_rate": 1e-3})
-    catalog["musicnn_keys"] = CSVDataset(filepath=str(root / "ft" / "keys.csv"))
     o = root / "ft"
     catalog["transfer_finetune.model"] = KerasModelDataset(filepath=str(o / "ft.keras"))
     catalog["transfer_finetune.metrics"] = JSONDataset(filepath=str(o / "ft_metrics.json"))
     catalog["transfer_finetune.predictions"] = CSVDataset(filepath=str(o / "ft_pred.csv"))
-    SequentialRunner().run(create_pipeline() + finetune_pipeline(), catalog)
+    SequentialRunner().run(finetune_pipeline(), catalog)
 
     metrics = catalog.load("transfer_finetune.metrics")
     assert metrics["kind"] == "musicnn_finetune" and metrics["n_test"] == 10

@@ -150,9 +150,14 @@ def checkpoint_prefix(
                         (staging / "LICENSE.md").write_bytes(src.read())
                     (staging / _DONE).write_text(WHEEL_SHA256 + "\n")
                     final = root / name
-                    if final.exists():
-                        shutil.rmtree(final)
-                    os.replace(staging, final)
+                    if _is_complete(final):
+                        continue  # a concurrent process got there first
+                    shutil.rmtree(final, ignore_errors=True)
+                    try:
+                        os.replace(staging, final)
+                    except OSError:
+                        if not _is_complete(final):
+                            raise
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
     return str(target) + os.sep
