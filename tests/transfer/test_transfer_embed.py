@@ -62,6 +62,26 @@ def test_loud_clips_get_finite_distinct_embeddings(msd_model):
     assert d[np.triu_indices(3, 1)].min() > 0.05 * scale
 
 
+
+def test_float16_recipe_would_collapse_loud_clips(msd_model):
+    """The bug itself: musicnn's float16 compression gives two different loud clips the very same
+    (finite, saturated) embedding; the float32 recipe keeps them apart."""
+    import librosa
+
+    def fp16_patches(y):
+        mel = librosa.feature.melspectrogram(y=y, sr=SR, hop_length=256, n_fft=512, n_mels=96).T
+        with np.errstate(over="ignore"):
+            spec = np.log10(10000 * mel.astype(np.float16) + 1)
+        return patches(spec.astype(np.float32), EmbedParams())
+
+    clips = (loud_noise(), loud_square())
+    bad = [msd_model.predict_on_batch(fp16_patches(y))[1].mean(axis=0) for y in clips]
+    good = [embed_signal(msd_model, y)["embedding"] for y in clips]
+    assert np.isfinite(bad).all()  # silent: nothing non-finite reaches the output
+    np.testing.assert_allclose(bad[0], bad[1], atol=1e-5)  # every loud track looks the same
+    assert np.linalg.norm(good[0] - good[1]) > 0.05 * np.linalg.norm(good[0])
+
+
 def test_patching():
     p = EmbedParams()
     y = np.zeros(30 * SR, dtype=np.float32)
