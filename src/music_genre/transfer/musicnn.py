@@ -23,7 +23,7 @@ on; any T ≥ 1 works because nothing depends on it):
 
 TF1 ``batch_normalization`` defaults equal Keras's (axis −1, epsilon 1e-3, momentum 0.99), and
 the checkpoint's moving mean/variance are used at inference. Verified against the original TF1
-graph (``tests/transfer/test_musicnn.py`` runs the ``.meta`` graph from the checkpoint).
+graph (``tests/transfer/test_transfer_musicnn.py`` runs the ``.meta`` graph from the checkpoint).
 """
 
 from __future__ import annotations
