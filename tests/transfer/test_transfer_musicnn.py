@@ -7,7 +7,6 @@ import pytest
 
 from music_genre.transfer.embed import embed_signal, load_16k, musicnn_input
 from music_genre.transfer.musicnn import EMBEDDING_DIM, MSD_TAGS
-
 from tests.transfer.transfer_tf1_reference import run_tf1_graph
 
 

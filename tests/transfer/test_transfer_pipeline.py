@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from kedro_datasets.pickle import PickleDataset
 from kedro_datasets.tensorflow import TensorFlowModelDataset
-from kedro.runner import SequentialRunner
 
 from music_genre.datasets import AudioFolderDataset, TrackCacheDataset
 from music_genre.demo import GENRES, write_demo_collection

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from music_genre import __version__
 from music_genre.audio import AudioError
 from music_genre.datasets import TrackCache
 from music_genre.transfer import weights
