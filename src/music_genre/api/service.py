@@ -1,0 +1,241 @@
+"""The service's state: settings, and the models loaded once through the project's Kedro catalog.
+
+Settings come, strongest first, from explicit arguments (the ``python -m music_genre.api``
+options), ``MUSIC_GENRE_API_*`` environment variables (how ``uvicorn music_genre.api.app:app``
+is configured), the ``api:`` block of ``conf/<env>/parameters*.yml``, and built-in defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from music_genre import audio, inference
+
+logger = logging.getLogger(__name__)
+
+ENV_PREFIX = "MUSIC_GENRE_API_"
+
+
+@dataclass
+class ApiSettings:
+    project_path: str | None = None
+    env: str | None = None  # Kedro environment, e.g. "demo"
+    conf_source: str | None = None  # another conf folder (tests, deployments)
+    host: str | None = None
+    port: int | None = None
+    max_upload_mb: float | None = None
+    min_duration_s: float | None = None
+    default_model: str | None = None  # None: the best by test accuracy
+    max_concurrent: int | None = None  # predictions computed at once; others wait
+    models: list[str] | None = None
+    warmup: bool | None = None
+
+    _types = {"port": int, "max_upload_mb": float, "min_duration_s": float,
+              "max_concurrent": int, "warmup": lambda v: str(v).lower() in ("1", "true", "yes"),
+              "models": lambda v: [m.strip() for m in str(v).split(",") if m.strip()]}
+
+    DEFAULTS = {"host": "127.0.0.1", "port": 8000, "max_upload_mb": 50.0, "min_duration_s": None,
+                "default_model": None, "max_concurrent": 2, "models": inference.MODEL_NAMES,
+                "warmup": True}
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> ApiSettings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw not in (None, ""):
+                values[f.name] = cls._types.get(f.name, str)(raw)
+        return cls(**values)
+
+    def merged(self, *weaker: ApiSettings | dict[str, Any]) -> ApiSettings:
+        """These settings with every unset field taken from the first weaker source that sets it."""
+        values = dataclasses.asdict(self)
+        for source in weaker:
+            other = dataclasses.asdict(source) if isinstance(source, ApiSettings) else source
+            for key, value in (other or {}).items():
+                if key not in values:
+                    raise ValueError(f"api settings: unknown key '{key}'; valid keys are "
+                                     f"{sorted(values)} (conf/base/parameters_api.yml)")
+                if values[key] is None and value is not None:
+                    values[key] = value
+        return ApiSettings(**values)
+
+
+def find_project(start: Path | None = None) -> Path:
+    """The Kedro project: the working directory or one of its parents, else this package's."""
+    for candidate in [start or Path.cwd(), *(start or Path.cwd()).parents,
+                      Path(__file__).resolve().parents[3]]:
+        pyproject = candidate / "pyproject.toml"
+        if pyproject.is_file() and "[tool.kedro]" in pyproject.read_text():
+            return candidate
+    raise RuntimeError("no Kedro project found: run from the project folder or pass "
+                       "--project-path (MUSIC_GENRE_API_PROJECT_PATH)")
+
+
+@dataclass
+class ModelStatus:
+    """What the service knows about one model name, loaded or not."""
+
+    name: str
+    loaded: inference.LoadedModel | None = None
+    reason: str | None = None  # why it is not available
+    train_command: str = ""
+
+
+@dataclass
+class Service:
+    settings: ApiSettings
+    env: str
+    extraction: audio.ExtractionParams
+    genres: list[str]
+    models: dict[str, ModelStatus] = field(default_factory=dict)
+
+    @property
+    def available(self) -> dict[str, inference.LoadedModel]:
+        return {n: s.loaded for n, s in self.models.items() if s.loaded is not None}
+
+    @property
+    def default_model(self) -> str | None:
+        if self.settings.default_model:
+            return self.settings.default_model
+        ranked = sorted(self.available.values(), key=lambda m: -(m.accuracy or -1.0))
+        return ranked[0].name if ranked else None
+
+    def predict(self, data: bytes, name: str, filename: str, spectrogram: bool = False):
+        loaded = self.models[name].loaded
+        prediction = inference.predict_bytes(data, loaded, self.extraction, self.genres, filename)
+        image = None
+        if spectrogram:
+            mel = prediction.mel_db
+            if mel is None:
+                mel = inference.first_window_mel(data, self.extraction)
+            image = inference.display_spectrogram(mel)
+        return prediction, image
+
+
+def _train_command(name: str, env: str) -> str:
+    return f"kedro run --pipeline {name}" + (f" --env {env}" if env not in ("local", "") else "")
+
+
+def _load_model(catalog, params: dict[str, Any], name: str) -> inference.LoadedModel:
+    """Load the latest version of ``<name>.model`` (pinned, so the reported version is the one
+    loaded) with the metrics of the same run."""
+    dataset = catalog.get(f"{name}.model")
+    if dataset is None:
+        raise LookupError(f"the catalog has no dataset '{name}.model'")
+    try:
+        version = dataset.resolve_load_version() if hasattr(dataset, "resolve_load_version") \
+            else None
+        path = dataset._get_load_path()
+    except Exception as exc:  # VersionNotFoundError and friends
+        raise LookupError(f"no trained version of '{name}.model' ({exc})") from None
+    if not Path(path).exists():
+        raise LookupError(f"no trained '{name}.model' at {path}")
+    model = catalog.load(f"{name}.model", version=version)
+    metrics, metrics_version = {}, None
+    for wanted in (version, None):  # the same run's metrics, else the latest
+        try:
+            metrics = catalog.load(f"{name}.metrics", version=wanted)
+            metrics_ds = catalog.get(f"{name}.metrics")
+            metrics_version = wanted or metrics_ds.resolve_load_version()
+            break
+        except Exception:
+            continue
+    extras: dict[str, Any] = {}
+    if name == "transfer":
+        from music_genre.transfer.serving import TransferService
+
+        extras["transfer_service"] = TransferService(
+            network=catalog.load("musicnn_network"), head=model, genres=params["genres"],
+            musicnn=params.get("musicnn") or {})
+    return inference.LoadedModel(name, model, version, metrics, metrics_version, extras)
+
+
+def _warm_up(service: Service) -> None:
+    """One prediction per model on a synthetic clip, so the first request does not pay for
+    numba's and Keras' one-off compilation."""
+    rng = np.random.default_rng(0)
+    for loaded in service.available.values():
+        rate = inference.INPUT_BUILDERS[loaded.name].sample_rate(service.extraction,
+                                                                 loaded.extras)
+        y = 0.1 * rng.standard_normal(int(rate * max(service.extraction.min_duration_s, 3.0)))
+        inference.predict_signal(y.astype(np.float32), loaded, service.extraction,
+                                 service.genres)
+
+
+def load_service(settings: ApiSettings | None = None) -> Service:
+    """Resolve the settings and load every model's latest version through the Kedro catalog."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    settings = (settings or ApiSettings()).merged(ApiSettings.from_environ())
+    inference.pin_blas_threads()
+    project = Path(settings.project_path) if settings.project_path else find_project()
+    bootstrap_project(project)
+
+    def open_context(env):
+        session = KedroSession.create(project_path=project, env=env,
+                                      conf_source=settings.conf_source)
+        return session, session.load_context()
+
+    session, context = open_context(settings.env)
+    api_params = dict(context.params.get("api") or {})
+    if settings.env is None and api_params.get("env"):
+        session.close()
+        session, context = open_context(api_params["env"])
+        api_params = dict(context.params.get("api") or {})
+    settings = settings.merged(api_params, ApiSettings.DEFAULTS)
+    env = context.env or "local"
+    try:
+        params = context.params
+        extraction = audio.ExtractionParams.from_dict(params["extraction"])
+        if settings.min_duration_s is not None:
+            extraction = dataclasses.replace(extraction,
+                                             min_duration_s=float(settings.min_duration_s))
+        service = Service(settings, env, extraction, list(params["genres"]))
+        unknown = sorted(set(settings.models) - set(inference.MODEL_NAMES))
+        if unknown:
+            raise ValueError(f"api.models: unknown model(s) {unknown}; known: "
+                             f"{inference.MODEL_NAMES}")
+        catalog = context.catalog
+        for name in settings.models:
+            status = ModelStatus(name, train_command=_train_command(name, env))
+            try:
+                status.loaded = _load_model(catalog, params, name)
+                logger.info("Serving '%s' version %s (test accuracy %s)", name,
+                            status.loaded.version, status.loaded.accuracy)
+            except LookupError as exc:
+                status.reason = f"model '{name}' has not been trained yet: {exc}"
+                logger.warning("%s; train it with `%s`", status.reason, status.train_command)
+            except Exception as exc:  # a corrupt or incompatible file must not stop the others
+                status.reason = f"model '{name}' could not be loaded: {exc!r}"
+                logger.exception("Loading '%s' failed", name)
+            service.models[name] = status
+    finally:
+        session.close()
+    if settings.default_model and settings.default_model not in service.available:
+        raise ValueError(f"api.default_model '{settings.default_model}' is not available; "
+                         f"loaded models: {sorted(service.available)}")
+    if settings.warmup:
+        _warm_up(service)
+    return service
+
+
+def read_api_params(project: Path, env: str | None, conf_source: str | None) -> dict[str, Any]:
+    """The ``api:`` parameter block, read without building a catalog (for host and port)."""
+    from kedro.framework.project import settings as kedro_settings
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    loader = kedro_settings.CONFIG_LOADER_CLASS(
+        conf_source=conf_source or str(project / kedro_settings.CONF_SOURCE), env=env,
+        **kedro_settings.CONFIG_LOADER_ARGS)
+    return dict(loader["parameters"].get("api") or {})
