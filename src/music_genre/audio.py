@@ -327,3 +327,81 @@ def reference_features(y: np.ndarray, sr: int = 22050) -> tuple[np.ndarray, np.n
     )
     mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=128)
     return feats, librosa.power_to_db(mel, ref=np.max)
+
+
+# --------------------------------------------------------------------------------------------
+# Rich track features (issue 8): the reference's 57 plus variances, deltas, contrast, tonnetz and
+# segment statistics, all from ONE STFT. The ``reference`` configuration keeps the 57 alone.
+# --------------------------------------------------------------------------------------------
+
+N_CONTRAST_BANDS = 7  # librosa's spectral_contrast: 6 bands + the residual
+
+
+def rich_feature_names(params: ExtractionParams, segment_s: float = 3.0) -> list[str]:
+    """Column names of :func:`rich_features`: ``FEATURE_NAMES`` first, then the extras."""
+    m, c = params.n_mfcc, params.n_chroma
+    names = list(FEATURE_NAMES)
+    names += [f"mfcc{i}_delta_mean" for i in range(1, m + 1)]
+    names += [f"mfcc{i}_delta_var" for i in range(1, m + 1)]
+    names += [f"{s.removesuffix('_mean')}_var" for s in SPECTRAL]
+    names += [f"contrast{i}_{s}" for s in ("mean", "var") for i in range(1, N_CONTRAST_BANDS + 1)]
+    names += ["flatness_mean", "flatness_var", "rms_mean", "rms_var"]
+    names += [f"chroma{i}_var" for i in range(1, c + 1)]
+    names += [f"tonnetz{i}_{s}" for s in ("mean", "var") for i in range(1, 7)]
+    if segment_s:
+        # how much a track changes along its length: sd over segments of the segment means
+        names += [f"mfcc{i}_segment_sd" for i in range(1, m + 1)]
+        names += [f"{s.removesuffix('_mean')}_segment_sd" for s in SPECTRAL[:3]]
+    return names
+
+
+def rich_features(y: np.ndarray, params: ExtractionParams, segment_s: float = 3.0) -> np.ndarray:
+    """The rich feature vector of one fixed-length signal, in :func:`rich_feature_names` order.
+
+    The first 57 values are the reference features, computed with the same librosa calls as
+    :func:`analyse` (``tests/evaluation`` checks they agree). ``segment_s`` (0 disables) sets the
+    segment length for the segment statistics.
+    """
+    sr, hop, n_fft = params.sample_rate, params.hop_length, params.n_fft
+    magnitude = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop))
+    power = magnitude**2
+    mel_db = mel_db_from_power(power, params)
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=params.n_mfcc)
+    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=n_fft)[0]
+    bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=n_fft)[0]
+    rolloff = librosa.feature.spectral_rolloff(
+        S=magnitude, sr=sr, n_fft=n_fft, roll_percent=params.rolloff_percent)[0]
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)[0]
+    onset_env = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop)
+    tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=hop)
+    chroma = librosa.feature.chroma_stft(
+        S=power, sr=sr, n_fft=n_fft, n_chroma=params.n_chroma,
+        tuning=None if params.estimate_tuning else 0.0)
+    delta = librosa.feature.delta(mfcc)
+    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=n_fft)
+    flatness = librosa.feature.spectral_flatness(S=magnitude)[0]
+    rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)[0]
+    tonnetz = librosa.feature.tonnetz(chroma=chroma, sr=sr)
+    parts = [
+        mfcc.mean(axis=1), mfcc.var(axis=1),
+        [centroid.mean(), bandwidth.mean(), rolloff.mean(), zcr.mean()],
+        [float(np.atleast_1d(tempo)[0])],
+        chroma.mean(axis=1),
+        delta.mean(axis=1), delta.var(axis=1),
+        [centroid.var(), bandwidth.var(), rolloff.var(), zcr.var()],
+        contrast.mean(axis=1), contrast.var(axis=1),
+        [flatness.mean(), flatness.var(), rms.mean(), rms.var()],
+        chroma.var(axis=1),
+        tonnetz.mean(axis=1), tonnetz.var(axis=1),
+    ]
+    if segment_s:
+        seg = max(1, int(round(segment_s * sr / hop)))
+        n_seg = max(1, mfcc.shape[1] // seg)
+        frames = n_seg * seg
+
+        def seg_sd(x: np.ndarray) -> np.ndarray:
+            x = np.atleast_2d(x)[:, :frames]
+            return x.reshape(x.shape[0], n_seg, seg).mean(axis=2).std(axis=1)
+
+        parts += [seg_sd(mfcc), seg_sd(np.stack([centroid, bandwidth, rolloff]))]
+    return np.concatenate([np.asarray(p, np.float64).ravel() for p in parts])

@@ -42,40 +42,98 @@ def select(model_input, track_ids: np.ndarray):
     return table.loc[track_ids, feature_columns(model_input)].to_numpy(np.float32)
 
 
+def window_starts(n_frames: int, window: int, hop: int) -> np.ndarray:
+    """Start frames of ``window``-wide windows every ``hop`` frames, the last one flush with the
+    end, so every frame of the track is seen (the service's windows cover a long file the same way).
+    """
+    if window >= n_frames:
+        return np.zeros(1, np.int64)
+    starts = np.arange(0, n_frames - window + 1, max(1, hop))
+    if starts[-1] != n_frames - window:
+        starts = np.append(starts, n_frames - window)
+    return starts.astype(np.int64)
+
+
 def spectrogram_batches(spec: SpectrogramSet, indices, labels=None, batch_size: int = 32,
-                        shuffle: bool = False, seed: int = 0):
+                        shuffle: bool = False, seed: int = 0, window: int | None = None,
+                        crops_per_track: int = 1, hop: int | None = None,
+                        lowpass: dict[str, Any] | None = None):
     """A Keras ``PyDataset`` of (spectrogram, label) batches read from the float16 store.
 
     Only one batch is cast to float32 at a time; shuffling permutes positions per epoch.
+
+    Segment-level training (``window`` frames, e.g. 129 ≈ 3 s): with ``shuffle`` every track gives
+    ``crops_per_track`` windows at random offsets, new ones each epoch; without it every track is
+    cut into windows every ``hop`` frames (default ``window // 2``) and ``item_track`` maps each
+    window to its track's position, so predictions can be averaged per track.
+
+    ``lowpass`` (training only, ``{p, min_keep}``): with probability ``p`` a window loses its top
+    mel bands (a random fraction of the bins from ``min_keep`` up is kept), as a 16 kHz or 8 kHz
+    recording or an MP3 has no energy there; the normalised floor is 0.
     """
     import keras
 
     indices = np.asarray(indices)
+    n_frames = spec.data.shape[2]
+    win = int(window) if window and int(window) < n_frames else None
+    lowpass = lowpass or {}
 
     class SpectrogramBatches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
             self.rng = np.random.default_rng(seed)
-            self.positions = np.arange(len(indices))
-            if shuffle:
-                self.positions = self.rng.permutation(self.positions)
+            if win is None:
+                self.item_track = np.arange(len(indices))
+                self.item_start = np.zeros(len(indices), np.int64)
+            elif shuffle:
+                self.item_track = np.repeat(np.arange(len(indices)), max(1, int(crops_per_track)))
+                self.item_start = np.zeros(len(self.item_track), np.int64)
+            else:
+                starts = window_starts(n_frames, win, int(hop or max(1, win // 2)))
+                self.item_track = np.repeat(np.arange(len(indices)), len(starts))
+                self.item_start = np.tile(starts, len(indices))
+            self.positions = np.arange(len(self.item_track))
+            self.on_epoch_end()
 
         def __len__(self):
-            return math.ceil(len(indices) / batch_size)
+            return math.ceil(len(self.item_track) / batch_size)
 
         def __getitem__(self, i):
             pos = self.positions[i * batch_size : (i + 1) * batch_size]
-            idx = indices[pos]
-            order = np.argsort(idx)  # sorted reads are sequential on disk
-            x = np.empty((len(idx), *spec.data.shape[1:], 1), np.float32)
-            x[order, ..., 0] = spec.data[idx[order]]
-            return (x,) if labels is None else (x, labels[pos])
+            track = self.item_track[pos]
+            idx = indices[track]
+            order = np.argsort(idx, kind="stable")  # sorted reads are sequential on disk
+            width = win or n_frames
+            x = np.empty((len(idx), spec.data.shape[1], width, 1), np.float32)
+            for j in order:
+                s0 = self.item_start[pos[j]]
+                x[j, :, :, 0] = spec.data[idx[j], :, s0 : s0 + width]
+            if shuffle and lowpass.get("p", 0) > 0:
+                n_mels = x.shape[1]
+                hit = self.rng.random(len(x)) < float(lowpass["p"])
+                keep = self.rng.integers(int(float(lowpass.get("min_keep", 0.6)) * n_mels),
+                                         n_mels, size=len(x))
+                for j in np.flatnonzero(hit):
+                    x[j, keep[j]:, :, 0] = 0.0
+            return (x,) if labels is None else (x, labels[track])
 
         def on_epoch_end(self):
             if shuffle:
-                self.positions = self.rng.permutation(self.positions)
+                if win is not None:
+                    self.item_start = self.rng.integers(0, n_frames - win + 1,
+                                                        size=len(self.item_track))
+                self.positions = self.rng.permutation(len(self.item_track))
 
     return SpectrogramBatches()
+
+
+def segment_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """``params['segment']`` with defaults; ``frames`` null or 0 means whole-track training."""
+    seg = dict(params.get("segment") or {})
+    seg.setdefault("frames", None)
+    seg.setdefault("crops_per_track", 8)
+    seg.setdefault("hop", None)
+    return seg
 
 
 def _callbacks(params: dict[str, Any], extra=()):
@@ -102,6 +160,13 @@ def fit(params: dict[str, Any], train_input, y_train: np.ndarray, val_input, y_v
 
     kind = params["kind"]
     info: dict[str, Any] = {"kind": kind}
+    if params.get("pca_components") and not isinstance(train_input, tuple):
+        limit = min(train_input.shape)
+        if int(params["pca_components"]) > limit:
+            logger.warning("%s: pca_components=%s is more than the %d the training data allows "
+                           "(min of tracks and features); using %d", params.get("name", kind),
+                           params["pca_components"], limit, limit)
+            params = {**params, "pca_components": limit}
     start = time.perf_counter()
     if kind in SKLEARN_KINDS:
         build = {"random_forest": builders.build_random_forest,
@@ -137,13 +202,22 @@ def fit(params: dict[str, Any], train_input, y_train: np.ndarray, val_input, y_v
         else:
             spec, train_idx = train_input
             _, val_idx = val_input
+            seg = segment_settings(params)
+            window = int(seg["frames"]) if seg["frames"] else None
+            n_mels, n_frames = spec.data.shape[1:]
+            if window and window >= n_frames:
+                window = None  # windows as long as the track: whole-track training
             with distributed.accelerated(params.get("accelerator")):  # strategy, precision
-                model = builders.build_cnn(params, (*spec.data.shape[1:], 1), n_classes,
+                model = builders.build_cnn(params, (n_mels, window or n_frames, 1), n_classes,
                                            seed=seed)
+            # segment training: random windows per track per epoch; validation on every
+            # non-overlapping window of the validation tracks (for early stopping only)
             fit_args = {
-                "x": spectrogram_batches(spec, train_idx, y_train, batch_size, True, seed),
+                "x": spectrogram_batches(spec, train_idx, y_train, batch_size, True, seed,
+                                         window=window, crops_per_track=seg["crops_per_track"],
+                                         lowpass=params.get("lowpass")),
                 "validation_data": spectrogram_batches(spec, val_idx, y_val, batch_size,
-                                                        False, seed),
+                                                        False, seed, window=window, hop=window),
             }
         info["n_parameters"] = int(model.count_params())
         history = model.fit(epochs=int(params.get("epochs", 50)),
@@ -164,8 +238,16 @@ def predict_proba(model, model_input, n_classes: int, batch_size: int = 32) -> n
     """Class probabilities (n, n_classes) for any model kind."""
     if isinstance(model_input, tuple):  # spectrograms: (set, indices)
         spec, idx = model_input
-        return np.asarray(model.predict(
-            spectrogram_batches(spec, idx, None, batch_size, False, 0), verbose=0))
+        window = model.input_shape[2]
+        if window is None or window >= spec.data.shape[2]:
+            return np.asarray(model.predict(
+                spectrogram_batches(spec, idx, None, batch_size, False, 0), verbose=0))
+        # a segment model: average its windows' probabilities (half-overlapping) per track
+        batches = spectrogram_batches(spec, idx, None, batch_size, False, 0, window=window)
+        proba = np.asarray(model.predict(batches, verbose=0))
+        sums = np.zeros((len(idx), proba.shape[1]))
+        np.add.at(sums, batches.item_track, proba)
+        return sums / np.bincount(batches.item_track, minlength=len(idx))[:, None]
     if hasattr(model, "predict_proba"):
         proba = model.predict_proba(model_input)
         full = np.zeros((len(proba), n_classes))

@@ -201,3 +201,55 @@ def split_tracks(
     out = ok.assign(split=labels)
     logger.info("Split: %s", out["split"].value_counts().to_dict())
     return out
+
+
+def _rich_one(path: str, params: audio.ExtractionParams, segment_s: float) -> dict[str, Any]:
+    try:
+        y = audio.fix_length(audio.load_audio(path, sr=params.sample_rate), params.n_samples)
+        return {"status": np.array("ok"), "rich": audio.rich_features(y, params, segment_s)}
+    except Exception as exc:  # assemble_dataset already reported undecodable files
+        return {"status": np.array("excluded"), "reason": np.array(f"{path}: {exc!r}")}
+
+
+def extract_rich_features(
+    manifest: pd.DataFrame,
+    previous_cache: TrackCache,
+    extraction: dict[str, Any],
+    rich: dict[str, Any],
+    execution: dict[str, Any],
+) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
+    """The rich feature table (``audio.rich_features``: the 57 + variances, deltas, contrast,
+    tonnetz, segment statistics) of every usable track, cached per track like the extraction.
+
+    Returns the new cache entries and the table (``track_id``, ``genre``, feature columns).
+    """
+    params = audio.ExtractionParams.from_dict(extraction)
+    segment_s = float(rich.get("segment_s", 3.0) or 0.0)
+    ok = manifest[manifest["status"] == "ok"]
+    paths = ok["path"].astype(str).to_numpy()
+    tag = json.dumps({"rich": rich, "version": __version__}, sort_keys=True)
+    keys = [hashlib.sha1((_cache_key(p, params) + tag).encode()).hexdigest()[:20] for p in paths]
+    todo = [(k, p) for k, p in zip(keys, paths) if k not in previous_cache]
+    logger.info("Rich features: %d tracks, %d cached, %d to analyse",
+                len(paths), len(paths) - len(todo), len(todo))
+    n_jobs = int(execution.get("n_jobs", -1))
+    if len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1:
+        results = Parallel(n_jobs=n_jobs)(delayed(_rich_one)(p, params, segment_s)
+                                          for _, p in todo)
+    else:
+        results = [_rich_one(p, params, segment_s) for _, p in todo]
+    new_entries = {k: r for (k, _), r in zip(todo, results)}
+    rows, ids, genres = [], [], []
+    for key, tid, genre in zip(keys, ok["track_id"].astype(str), ok["genre"].astype(str)):
+        entry = new_entries[key] if key in new_entries else previous_cache[key]
+        if str(entry["status"]) != "ok":
+            logger.warning("Rich features: %s left out (%s)", tid, str(entry["reason"]))
+            continue
+        rows.append(entry["rich"])
+        ids.append(tid)
+        genres.append(genre)
+    names = audio.rich_feature_names(params, segment_s)
+    table = pd.DataFrame(np.vstack(rows) if rows else np.zeros((0, len(names))), columns=names)
+    table.insert(0, "genre", genres)
+    table.insert(0, "track_id", ids)
+    return new_entries, table

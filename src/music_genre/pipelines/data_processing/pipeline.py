@@ -1,6 +1,12 @@
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import assemble_dataset, extract_tracks, probe_tracks, split_tracks
+from .nodes import (
+    assemble_dataset,
+    extract_rich_features,
+    extract_tracks,
+    probe_tracks,
+    split_tracks,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -17,5 +23,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["manifest", "features", "spectrograms"], name="assemble_dataset"),
             Node(split_tracks, ["manifest", "predefined_split", "params:split"], "split",
                  name="split_tracks"),
+            # the 57 + variances, deltas, contrast, tonnetz, segment statistics (issue 8)
+            Node(extract_rich_features,
+                 ["manifest", "rich_cache_previous", "params:extraction", "params:rich_features",
+                  "params:execution"],
+                 ["rich_cache", "rich_features"], name="extract_rich_features"),
         ]
     )

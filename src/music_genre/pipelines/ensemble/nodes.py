@@ -1,0 +1,61 @@
+"""The ensemble: the models' test-split probabilities averaged, scored like any other model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from music_genre import evaluation
+from music_genre.pipelines.training.nodes import (
+    _confusion_figure,
+    _curves_figure,
+    classification_metrics,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_ensemble(params: dict[str, Any], genres: list[str],
+                      *metrics_and_predictions) -> tuple[dict, pd.DataFrame, pd.DataFrame, Any,
+                                                         Any]:
+    """Average the member models' ``<model>.predictions`` with ``params['weights']``.
+
+    ``metrics_and_predictions`` alternates each member's metrics dict and predictions table, in
+    the order of ``params['models']``. Returns the same reports as the model template.
+    """
+    names = list(params["models"])
+    if len(metrics_and_predictions) != 2 * len(names):
+        raise ValueError("ensemble: one metrics and one predictions dataset per model expected")
+    weights = {m: float(params.get("weights", {}).get(m, 1.0)) for m in names}
+    members = [m for m in names if weights[m] > 0]
+    if not members:
+        raise ValueError("ensemble.weights: every weight is 0; give at least one model weight > 0")
+    by_name = {m: (metrics_and_predictions[2 * i], metrics_and_predictions[2 * i + 1])
+               for i, m in enumerate(names)}
+    avg = evaluation.average_probabilities([by_name[m][1] for m in members], genres,
+                                           [weights[m] for m in members])
+    index = {g: i for i, g in enumerate(genres)}
+    y = np.array([index[g] for g in avg["genre"]])
+    proba = avg[genres].to_numpy(float)
+    metrics = classification_metrics(y, proba, genres)
+    member_metrics = [by_name[m][0] for m in members]
+    metrics.update({
+        "model": params.get("name", "ensemble"), "kind": "ensemble",
+        "members": {m: weights[m] for m in members},
+        "member_accuracy": {m: float(by_name[m][0]["accuracy"]) for m in members},
+        # training it costs the members' training; inference runs every member
+        "train_seconds": float(sum(m.get("train_seconds", 0.0) for m in member_metrics)),
+        "inference_ms_per_track": float(sum(m.get("inference_ms_per_track", 0.0)
+                                            for m in member_metrics)),
+        "n_train": member_metrics[0].get("n_train"),
+    })
+    logger.info("ensemble of %s: test accuracy %.3f (members %s)", members, metrics["accuracy"],
+                {m: round(v, 3) for m, v in metrics["member_accuracy"].items()})
+    per_genre = pd.DataFrame(metrics["per_genre"]).T.rename_axis("genre").reset_index()
+    cm = _confusion_figure(np.array(metrics["confusion_matrix"]), genres,
+                           f"ensemble ({' + '.join(members)}): accuracy {metrics['accuracy']:.1%}"
+                           f" ({len(y)} test tracks)")
+    return metrics, per_genre, avg, cm, _curves_figure({}, "ensemble: no training curves")

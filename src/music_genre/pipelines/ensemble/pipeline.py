@@ -1,0 +1,25 @@
+"""``kedro run --pipeline ensemble``: average the trained models' test probabilities.
+
+Reads ``<model>.metrics`` and ``<model>.predictions`` of every model in ``ENSEMBLE_MODELS``
+(run them first, or run ``kedro run``); ``params:ensemble.weights`` sets each one's weight
+(0 leaves a model out). Writes ``ensemble.metrics``, ``ensemble.predictions``... like a model.
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from music_genre.pipelines.training import MODELS
+
+from .nodes import evaluate_ensemble
+
+# the template models and the MusiCNN transfer model (its own pipeline package)
+ENSEMBLE_MODELS = [*MODELS, "transfer"]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    members = [d for m in ENSEMBLE_MODELS for d in (f"{m}.metrics", f"{m}.predictions")]
+    return Pipeline([
+        Node(evaluate_ensemble, ["params:ensemble", "params:genres", *members],
+             ["ensemble.metrics", "ensemble.per_genre", "ensemble.predictions",
+              "ensemble.confusion_matrix", "ensemble.training_curves"],
+             name="evaluate_ensemble"),
+    ])  # fmt: skip

@@ -1,0 +1,198 @@
+"""Nodes of ``evaluate_cv``: folds → every configured model variant on every fold → summary.
+
+A *variant* is a model parameter block plus the dataset it learns from, listed under
+``evaluate_cv.variants`` (``conf/base/parameters_evaluate_cv.yml``). Its block is one of the live
+model blocks (``params:rf``, ``params:mlp``, ``params:cnn``: what ``kedro run --pipeline rf``
+trains) or one of ``evaluate_cv.reference_recipe`` (the reference project's recipe, exactly),
+optionally with ``overrides`` (e.g. fewer CNN epochs, said in the report).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from music_genre import evaluation  # noqa: E402
+from music_genre.models import training  # noqa: E402
+from music_genre.pipelines.training.nodes import classification_metrics  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def make_cv_folds(manifest: pd.DataFrame, predefined: pd.DataFrame, groups: pd.DataFrame,
+                  cv: dict[str, Any]) -> pd.DataFrame:
+    """Track-level folds of every usable track for each scheme (see ``evaluation.make_folds``)."""
+    ok = manifest[manifest["status"].astype(str) == "ok"]
+    folds = evaluation.make_folds(ok, cv, predefined=predefined, groups=groups)
+    for (scheme, r), part in folds.groupby(["scheme", "repeat"]):
+        if r == 0:
+            logger.info("CV folds %s: %d tracks, %d folds, %d groups", scheme, len(part),
+                        part["fold"].nunique(), part["group"].nunique())
+    return folds
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def variant_params(name: str, cv: dict[str, Any], live: dict[str, dict[str, Any]]) -> dict:
+    """The full model block of variant ``name``: its source block + its overrides."""
+    spec = cv["variants"][name]
+    source = str(spec["params"])
+    if source.startswith("reference."):
+        recipes = cv.get("reference_recipe", {})
+        key = source.split(".", 1)[1]
+        if key not in recipes:
+            raise ValueError(f"evaluate_cv.variants.{name}.params: no '{key}' under "
+                             f"evaluate_cv.reference_recipe (has {sorted(recipes)})")
+        block = recipes[key]
+    elif source in live:
+        block = live[source]
+    else:
+        raise ValueError(f"evaluate_cv.variants.{name}.params: '{source}' is neither a live model "
+                         f"block {sorted(live)} nor reference.<model>")
+    params = _merge(block, spec.get("overrides", {}))
+    params["name"] = name
+    return params
+
+
+def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, spectrograms,
+                          folds: pd.DataFrame, cv: dict[str, Any], rf: dict, mlp: dict,
+                          cnn: dict, genres: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and score every variant in ``evaluate_cv.run`` on every fold.
+
+    Returns per-fold metrics and the out-of-fold probabilities (one row per scheme, repeat and
+    test track, per variant), from which the summary and the CV ensembles are computed.
+    """
+    inputs = {"features": features, "rich_features": rich_features,
+              "spectrograms": spectrograms}
+    live = {"rf": rf, "mlp": mlp, "cnn": cnn}
+    index = {g: i for i, g in enumerate(genres)}
+    seed = int(cv.get("seed", 0))
+    metric_rows, oof_frames = [], []
+    for name in cv.get("run", []):
+        if name not in cv["variants"]:
+            raise ValueError(f"evaluate_cv.run lists '{name}', which is not in "
+                             f"evaluate_cv.variants ({sorted(cv['variants'])})")
+        spec = cv["variants"][name]
+        source = spec["input"]
+        if source not in inputs:
+            raise ValueError(f"evaluate_cv.variants.{name}.input: '{source}' is not one of "
+                             f"{sorted(inputs)}")
+        params = variant_params(name, cv, live)
+        data = inputs[source]
+        max_repeats = int(spec.get("n_repeats", cv["n_repeats"]))
+        parts = folds[folds["repeat"] < max_repeats]
+        for (scheme, r), part in parts.groupby(["scheme", "repeat"], sort=False):
+            r = int(r)
+            for k in (int(k) for k in sorted(part["fold"].unique())):
+                train, val, test = evaluation.fold_partition(folds, scheme, r, k,
+                                                             float(cv["val_fraction"]), seed)
+                y = {n: np.array([index[g] for g in part.set_index("track_id").loc[ids, "genre"]
+                                  .astype(str)]) for n, ids in (("train", train), ("val", val),
+                                                                ("test", test))}
+                start = time.perf_counter()
+                model, info = training.fit(
+                    {**params, "verbose": 0}, training.select(data, train), y["train"],
+                    training.select(data, val), y["val"], n_classes=len(genres),
+                    seed=seed + 100 * r + k)
+                train_s = time.perf_counter() - start
+                proba = training.predict_proba(model, training.select(data, test), len(genres))
+                m = classification_metrics(y["test"], proba, genres)
+                metric_rows.append({"model": name, "scheme": scheme, "repeat": r, "fold": k,
+                                    "accuracy": m["accuracy"], "f1_macro": m["f1_macro"],
+                                    "n_train": len(train), "n_val": len(val),
+                                    "n_test": len(test), "epochs_run": info.get("epochs_run"),
+                                    "train_seconds": train_s})
+                oof = pd.DataFrame(proba, columns=genres)
+                oof.insert(0, "predicted", [genres[i] for i in proba.argmax(axis=1)])
+                oof.insert(0, "genre", [genres[i] for i in y["test"]])
+                oof.insert(0, "track_id", test)
+                for col, val_ in (("fold", k), ("repeat", r), ("scheme", scheme),
+                                  ("model", name)):
+                    oof.insert(0, col, val_)
+                oof_frames.append(oof)
+                _free(model)
+            done = [row["accuracy"] for row in metric_rows
+                    if row["model"] == name and row["scheme"] == scheme and row["repeat"] == r]
+            logger.info("CV %s %s repeat %d: accuracy %.3f (mean of %d folds)", name, scheme, r,
+                        np.mean(done), len(done))
+    if not metric_rows:
+        raise ValueError("evaluate_cv.run is empty: list the variants to cross-validate")
+    return pd.DataFrame(metric_rows), pd.concat(oof_frames, ignore_index=True)
+
+
+def _free(model) -> None:
+    # dozens of Keras models in one process: drop the graph state between folds
+    if hasattr(model, "layers"):
+        import keras
+
+        keras.backend.clear_session()
+
+
+def add_cv_ensembles(fold_metrics: pd.DataFrame, oof: pd.DataFrame, cv: dict[str, Any],
+                     genres: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each ``evaluate_cv.ensembles`` entry (name → member variants) as a variant of its own: the
+    members' out-of-fold probabilities averaged on the folds they share (same folds, so fair)."""
+    metric_rows, frames = [fold_metrics], [oof]
+    keys = ["scheme", "repeat", "fold", "track_id"]
+    for name, members in (cv.get("ensembles") or {}).items():
+        present = [m for m in members if m in set(oof["model"])]
+        if len(present) < 2:
+            logger.warning("CV ensemble %s: needs two of %s in evaluate_cv.run; skipped", name,
+                           members)
+            continue
+        avg = evaluation.average_probabilities([oof[oof["model"] == m] for m in present],
+                                               genres, keys=keys)
+        avg["repeat"] = avg["repeat"].astype(int)
+        avg["fold"] = avg["fold"].astype(int)
+        avg.insert(0, "model", name)
+        frames.append(avg)
+        index = {g: i for i, g in enumerate(genres)}
+        for (scheme, r, k), part in avg.groupby(["scheme", "repeat", "fold"]):
+            y = np.array([index[g] for g in part["genre"]])
+            m = classification_metrics(y, part[genres].to_numpy(float), genres)
+            secs = fold_metrics[(fold_metrics["model"].isin(present))
+                                & (fold_metrics["scheme"] == scheme)
+                                & (fold_metrics["repeat"] == r) & (fold_metrics["fold"] == k)]
+            metric_rows.append(pd.DataFrame([{
+                "model": name, "scheme": scheme, "repeat": r, "fold": k,
+                "accuracy": m["accuracy"], "f1_macro": m["f1_macro"], "n_test": len(part),
+                "train_seconds": float(secs["train_seconds"].sum())}]))
+    return pd.concat(metric_rows, ignore_index=True), pd.concat(frames, ignore_index=True)
+
+
+def summarise_cv(fold_metrics: pd.DataFrame, oof: pd.DataFrame):
+    """Summary table (mean ± sd, pooled accuracy with a 95 % interval), Markdown and a chart."""
+    summary = evaluation.summarise_folds(fold_metrics, oof)
+    markdown = evaluation.summary_markdown(summary)
+    schemes = list(dict.fromkeys(summary["scheme"]))
+    models = list(dict.fromkeys(summary["model"]))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(models) * len(schemes)), 4))
+    width = 0.8 / max(len(schemes), 1)
+    for i, scheme in enumerate(schemes):
+        part = summary[summary["scheme"] == scheme].set_index("model").reindex(models)
+        x = np.arange(len(models)) + i * width - 0.4 + width / 2
+        ax.bar(x, part["accuracy_pooled"], width, label=scheme,
+               yerr=[part["accuracy_pooled"] - part["accuracy_ci95_low"],
+                     part["accuracy_ci95_high"] - part["accuracy_pooled"]], capsize=3)
+    ax.set_xticks(range(len(models)), models, rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("out-of-fold accuracy (95 % Wilson)")
+    ax.axhline(0.1, color="grey", ls=":")
+    ax.legend()
+    ax.set_title("Track-level cross-validation")
+    fig.tight_layout()
+    return summary, markdown, fig
