@@ -15,8 +15,10 @@ warnings.filterwarnings("ignore", message=".*dataset names contain '.' character
 from kedro.config import OmegaConfigLoader  # noqa: E402
 
 from music_genre.hooks import ProjectHooks  # noqa: E402
+from music_genre.tracking import ClearMLHook, MlflowHook  # noqa: E402
 
-HOOKS = (ProjectHooks(),)
+# kedro-mlflow registers its own hook (plugin entry point); MlflowHook logs into its run.
+HOOKS = (ProjectHooks(), MlflowHook(), ClearMLHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
