@@ -214,7 +214,10 @@ def predict_signal(y: np.ndarray, loaded: LoadedModel, params: audio.ExtractionP
                               params.min_duration_s, name)
     batch = builder.build(y, params, loaded)
     with loaded.lock:
-        proba = training.predict_proba(loaded.model, batch.x, len(genres))
+        if hasattr(loaded.model, "predict_proba"):  # sklearn: the evaluation node's function
+            proba = training.predict_proba(loaded.model, batch.x, len(genres))
+        else:  # Keras: one compiled call, without predict()'s per-call data pipeline
+            proba = loaded.model.predict_on_batch(batch.x)
     proba = np.asarray(proba, dtype=np.float64).reshape(batch.n_windows, len(genres))
     mean = proba.mean(axis=0)
     return Prediction(

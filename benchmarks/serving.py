@@ -1,0 +1,155 @@
+"""/predict latency through a real uvicorn server, next to the same work done in-process.
+
+    python benchmarks/serving.py --env demo                 # every trained model of data/demo
+    python benchmarks/serving.py --env demo --models rf,cnn --requests 20
+
+For each model: the in-process time of ``inference.predict_bytes`` on a 30 s WAV (decode,
+analysis, model: everything the endpoint does apart from HTTP), then /predict latencies with
+1 and 8 concurrent clients (p50/p95/p99, throughput, errors) against
+``python -m music_genre.api`` on 127.0.0.1. Server overhead = p50 at concurrency 1 over the
+in-process p50, minus one (target < 30 %). The last line printed is the JSON of every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def clip_30s() -> bytes:
+    """A 30 s, 22 050 Hz mono 16-bit WAV (a synthetic 'disco' track from the demo generator)."""
+    from music_genre.demo import synth_track
+
+    y = synth_track("disco", np.random.default_rng(7), duration_s=30.0)
+    buf = io.BytesIO()
+    sf.write(buf, y, 22050, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values) * 1000
+    return {f"p{q}_ms": round(float(np.percentile(arr, q)), 1) for q in (50, 95, 99)}
+
+
+def in_process(env: str, models: list[str] | None, data: bytes, n: int) -> tuple[dict, list]:
+    from music_genre import inference
+    from music_genre.api.service import ApiSettings, load_service
+
+    service = load_service(ApiSettings(project_path=str(PROJECT), env=env))
+    names = [m for m in (models or service.available) if m in service.available]
+    figures = {}
+    for name in names:
+        loaded = service.available[name]
+        inference.predict_bytes(data, loaded, service.extraction, service.genres)  # warm
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            inference.predict_bytes(data, loaded, service.extraction, service.genres)
+            times.append(time.perf_counter() - start)
+        figures[name] = {**percentiles(times), "version": loaded.version}
+        print(f"in-process {name:9s} p50 {figures[name]['p50_ms']:8.1f} ms", flush=True)
+    return figures, names
+
+
+def start_server(env: str) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "music_genre.api", "--env", env, "--port", str(port),
+         "--project-path", str(PROJECT), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("the server did not start in 300 s")
+
+
+def load_test(url: str, model: str, data: bytes, concurrency: int, n: int) -> dict:
+    import httpx
+
+    def one(client: httpx.Client) -> tuple[float, int]:
+        start = time.perf_counter()
+        response = client.post(url + "/predict", files={"file": ("clip.wav", data)},
+                               data={"model": model}, timeout=300)
+        return time.perf_counter() - start, response.status_code
+
+    clients = [httpx.Client() for _ in range(concurrency)]
+    try:
+        one(clients[0])  # warm the connection
+        start = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(lambda i: one(clients[i % concurrency]), range(n)))
+        wall = time.perf_counter() - start
+    finally:
+        for c in clients:
+            c.close()
+    latencies = [t for t, status in results if status == 200]
+    errors = sum(status != 200 for _, status in results)
+    return {**percentiles(latencies or [float("nan")]), "requests": n, "errors": errors,
+            "throughput_rps": round(n / wall, 2),
+            "mean_ms": round(1000 * statistics.fmean(latencies), 1) if latencies else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="demo", help="Kedro environment with trained models")
+    parser.add_argument("--models", help="comma-separated (default: every trained model)")
+    parser.add_argument("--requests", type=int, default=30, help="requests per measurement")
+    parser.add_argument("--concurrency", default="1,8")
+    args = parser.parse_args()
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(PROJECT / ".numba_cache"))
+
+    data = clip_30s()
+    models = args.models.split(",") if args.models else None
+    local, names = in_process(args.env, models, data, args.requests)
+    process, url = start_server(args.env)
+    results: dict = {}
+    try:
+        for name in names:
+            row = {"in_process": local[name], "server": {}}
+            for c in (int(x) for x in args.concurrency.split(",")):
+                row["server"][f"c{c}"] = load_test(url, name, data, c, args.requests * max(1, c // 4))
+                s = row["server"][f"c{c}"]
+                print(f"server {name:9s} c={c}: p50 {s['p50_ms']:8.1f} p95 {s['p95_ms']:8.1f} "
+                      f"p99 {s['p99_ms']:8.1f} ms, {s['throughput_rps']} req/s, "
+                      f"{s['errors']} errors", flush=True)
+            c1 = row["server"].get("c1")
+            if c1:
+                row["overhead_c1"] = round(c1["p50_ms"] / local[name]["p50_ms"] - 1, 3)
+                row["overhead_c1_ms"] = round(c1["p50_ms"] - local[name]["p50_ms"], 1)
+            results[name] = row
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    print(json.dumps({"benchmark": "serving", "env": args.env, "clip_s": 30.0,
+                      "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+                      "models": results}))
+
+
+if __name__ == "__main__":
+    main()
