@@ -4,9 +4,9 @@
     python benchmarks/serving.py --env demo --models rf,cnn --requests 20
 
 For each model: the in-process time of ``inference.predict_bytes`` on a 30 s WAV (decode,
-analysis, model: everything the endpoint does apart from HTTP), then /predict latencies with
-1 and 8 concurrent clients (p50/p95/p99, throughput, errors) against
-``python -m music_genre.api`` on 127.0.0.1. Server overhead = p50 at concurrency 1 over the
+analysis, model: everything the endpoint does apart from HTTP) alternating request by request
+with /predict at concurrency 1, then /predict with 8 concurrent clients (p50/p95/p99,
+throughput, errors), against ``python -m music_genre.api`` on 127.0.0.1. Server overhead = p50 at concurrency 1 over the
 in-process p50, minus one (target < 30 %). The last line printed is the JSON of every figure.
 """
 
@@ -45,24 +45,42 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {f"p{q}_ms": round(float(np.percentile(arr, q)), 1) for q in (50, 95, 99)}
 
 
-def in_process(env: str, models: list[str] | None, data: bytes, n: int) -> tuple[dict, list]:
-    from music_genre import inference
+def in_process_service(env: str):
     from music_genre.api.service import ApiSettings, load_service
 
-    service = load_service(ApiSettings(project_path=str(PROJECT), env=env))
-    names = [m for m in (models or service.available) if m in service.available]
-    figures = {}
-    for name in names:
-        loaded = service.available[name]
-        inference.predict_bytes(data, loaded, service.extraction, service.genres)  # warm
-        times = []
-        for _ in range(n):
+    return load_service(ApiSettings(project_path=str(PROJECT), env=env))
+
+
+def interleaved_c1(service, url: str, name: str, data: bytes, n: int) -> tuple[dict, dict]:
+    """Concurrency 1: in-process and HTTP requests alternate, so both see the same machine load
+    (the shared machine's load drifts more than the overhead being measured)."""
+    import httpx
+
+    from music_genre import inference
+
+    loaded = service.available[name]
+    local, remote, errors = [], [], 0
+    with httpx.Client() as client:
+        def http_once() -> float:
+            nonlocal errors
+            start = time.perf_counter()
+            response = client.post(url + "/predict", files={"file": ("clip.wav", data)},
+                                   data={"model": name}, timeout=300)
+            errors += response.status_code != 200
+            return time.perf_counter() - start
+
+        def local_once() -> float:
             start = time.perf_counter()
             inference.predict_bytes(data, loaded, service.extraction, service.genres)
-            times.append(time.perf_counter() - start)
-        figures[name] = {**percentiles(times), "version": loaded.version}
-        print(f"in-process {name:9s} p50 {figures[name]['p50_ms']:8.1f} ms", flush=True)
-    return figures, names
+            return time.perf_counter() - start
+
+        http_once(), local_once()  # warm
+        for _ in range(n):
+            local.append(local_once())
+            remote.append(http_once())
+    return ({**percentiles(local), "version": loaded.version},
+            {**percentiles(remote), "requests": n, "errors": errors,
+             "mean_ms": round(1000 * statistics.fmean(remote), 1)})
 
 
 def start_server(env: str) -> tuple[subprocess.Popen, str]:
@@ -125,23 +143,27 @@ def main() -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(PROJECT / ".numba_cache"))
 
     data = clip_30s()
-    models = args.models.split(",") if args.models else None
-    local, names = in_process(args.env, models, data, args.requests)
+    service = in_process_service(args.env)
+    names = [m for m in (args.models.split(",") if args.models else service.available)
+             if m in service.available]
     process, url = start_server(args.env)
     results: dict = {}
     try:
         for name in names:
-            row = {"in_process": local[name], "server": {}}
-            for c in (int(x) for x in args.concurrency.split(",")):
-                row["server"][f"c{c}"] = load_test(url, name, data, c, args.requests * max(1, c // 4))
-                s = row["server"][f"c{c}"]
-                print(f"server {name:9s} c={c}: p50 {s['p50_ms']:8.1f} p95 {s['p95_ms']:8.1f} "
-                      f"p99 {s['p99_ms']:8.1f} ms, {s['throughput_rps']} req/s, "
+            local, c1 = interleaved_c1(service, url, name, data, args.requests)
+            row = {"in_process": local, "server": {"c1": c1},
+                   "overhead_c1": round(c1["p50_ms"] / local["p50_ms"] - 1, 3),
+                   "overhead_c1_ms": round(c1["p50_ms"] - local["p50_ms"], 1)}
+            print(f"{name:9s} in-process p50 {local['p50_ms']:7.1f} ms | server c=1 p50 "
+                  f"{c1['p50_ms']:7.1f} p95 {c1['p95_ms']:7.1f} p99 {c1['p99_ms']:7.1f} ms "
+                  f"(overhead {100 * row['overhead_c1']:+.1f} %), {c1['errors']} errors",
+                  flush=True)
+            for c in (int(x) for x in args.concurrency.split(",") if int(x) > 1):
+                s = row["server"][f"c{c}"] = load_test(url, name, data, c,
+                                                       args.requests * max(1, c // 4))
+                print(f"{name:9s} server c={c}: p50 {s['p50_ms']:7.1f} p95 {s['p95_ms']:7.1f} "
+                      f"p99 {s['p99_ms']:7.1f} ms, {s['throughput_rps']} req/s, "
                       f"{s['errors']} errors", flush=True)
-            c1 = row["server"].get("c1")
-            if c1:
-                row["overhead_c1"] = round(c1["p50_ms"] / local[name]["p50_ms"] - 1, 3)
-                row["overhead_c1_ms"] = round(c1["p50_ms"] - local[name]["p50_ms"], 1)
             results[name] = row
     finally:
         process.terminate()
