@@ -221,6 +221,8 @@ def test_bad_inputs(client, signals, upload_tmp, tmp_path, monkeypatch):
         (post(client, encode(signals[0]), "transfer"), 503,
          "kedro run --pipeline transfer --env apitest"),
         (post(client, encode(signals[0][: 4 * SR]), "rf", "../../escape.wav"), 200, None),
+        # over Starlette's 1 MB in-memory threshold: spooled to a temporary file, then gone
+        (post(client, encode(np.tile(signals[0], 6)), "rf", "36s.wav"), 200, None),
     ]
     for response, status, text in cases:
         assert response.status_code == status, response.text
