@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from music_genre import __version__
@@ -58,22 +57,9 @@ def _cache_key(path: str, params: audio.ExtractionParams) -> str:
     return digest.hexdigest()[:20]
 
 
-def _analyse_one(path: str, params: audio.ExtractionParams) -> dict[str, Any]:
-    try:
-        # one BLAS thread, as in joblib and Dask workers: multi-threaded OpenBLAS sums in another
-        # order (last-bit differences), and a track must give the same numbers wherever it runs
-        with threadpool_limits(1):
-            result = audio.analyse_file(path, params)
-    except audio.AudioError as exc:
-        return {"status": np.array("excluded"), "reason": np.array(str(exc))}
-    except Exception as exc:  # a decoder crash on one file must not cost the others
-        return {"status": np.array("excluded"), "reason": np.array(f"{path}: {exc!r}")}
-    return {
-        "status": np.array("ok"),
-        "reason": np.array(""),
-        "features": result.features,
-        "mel": audio.normalise_spectrogram(result.mel_db).astype(np.float16),
-    }
+# one track → its cache entry (status, reason, features, float16 spectrogram); defined in
+# music_genre.audio so that joblib/Dask workers import librosa only, not pandas and Kedro
+_analyse_one = audio._cache_entry
 
 
 def extract_tracks(

@@ -1,0 +1,117 @@
+"""Shared bits of the benchmarks: machine description, timing, peak memory, the JSON line.
+
+Every benchmark measures the project against its baseline IN THE SAME RUN (interleaved repeats)
+and prints its figures as one final JSON line; the machines are shared and noisy, so the ratios
+are the figures to compare, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_MINI = PROJECT_ROOT.parent / "shared" / "data" / "gtzan_mini"
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(PROJECT_ROOT / ".numba_cache"))
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def machine() -> dict:
+    """CPU model, cores, memory and load: enough to tell two runs' machines apart."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": sys.version.split()[0]}
+    try:
+        import psutil
+
+        info["ram_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        pass
+    info["load_avg_1m"] = round(os.getloadavg()[0], 2)  # others' work on a shared machine
+    return info
+
+
+def summary(times: list[float]) -> dict:
+    return {"best": min(times), "median": statistics.median(times), "all": times}
+
+
+class Timer:
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
+def emit(result: dict) -> None:
+    """The benchmark's figures as the final line of output."""
+    result.setdefault("machine", machine())
+    print(json.dumps(result, default=lambda o: round(float(o), 4)))
+
+
+def run_with_peak_memory(cmd: list[str], interval: float = 0.1, **kwargs) -> dict:
+    """Run a command; sample the RSS summed over it and all its descendants (joblib workers).
+
+    Returns wall seconds, the peak of that sum, the peak of the largest single process, and the
+    peak summed USS (private memory: what the processes really own, without the file pages of
+    memory-mapped stores, which the kernel can drop at any time), sampled every ~1 s.
+    """
+    import subprocess
+
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **kwargs)
+    peak_sum = peak_one = peak_uss = 0
+    last_uss = 0.0
+    lines: list[str] = []
+
+    import threading
+
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        rss, uss = [], []
+        take_uss = time.perf_counter() - last_uss > 1.0
+        for p in procs:
+            try:
+                if take_uss:
+                    info = p.memory_full_info()
+                    rss.append(info.rss)
+                    uss.append(info.uss)
+                else:
+                    rss.append(p.memory_info().rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        if take_uss:
+            last_uss = time.perf_counter()
+            peak_uss = max(peak_uss, sum(uss))
+        if rss:
+            peak_sum, peak_one = max(peak_sum, sum(rss)), max(peak_one, max(rss))
+        time.sleep(interval)
+    proc.wait()
+    reader.join(timeout=5)
+    return {"returncode": proc.returncode, "output": "".join(lines),
+            "wall_s": time.perf_counter() - start, "peak_rss_mb": peak_sum / 2**20,
+            "peak_rss_largest_process_mb": peak_one / 2**20, "peak_uss_mb": peak_uss / 2**20}
