@@ -158,6 +158,48 @@ def params_from_values(values: dict[str, Any], base: dict[str, Any], space: dict
     return suggest_params(optuna.trial.FixedTrial(values), base, space, fixed)
 
 
+def values_of(params: dict[str, Any], space: dict[str, Any]) -> dict[str, Any] | None:
+    """The Optuna values that give ``params`` in ``space``, or None when it lies outside it.
+
+    Used to enqueue the configured block as a study's first trial, so the study always
+    measures the untuned parameters on the same validation tracks.
+    """
+    def get(dotted):
+        node = params
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                raise KeyError(dotted)
+            node = node[key]
+        return node
+
+    def inside(spec, value) -> bool:
+        if "choices" in spec:
+            return value in spec["choices"]
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and float(spec["low"]) <= value <= float(spec["high"]))
+
+    values: dict[str, Any] = {}
+    try:
+        for key, spec in space.items():
+            value = get(key)
+            if "length" in spec:
+                length = spec["length"]
+                ok = isinstance(value, list) and (
+                    len(value) == length if isinstance(length, int) else inside(length, len(value)))
+                if not ok or not all(inside(spec["item"], v) for v in value):
+                    return None
+                if not isinstance(length, int):
+                    values[f"{key}.length"] = len(value)
+                values.update({f"{key}.{i}": v for i, v in enumerate(value)})
+            elif inside(spec, value):
+                values[key] = value
+            else:
+                return None
+    except KeyError:
+        return None
+    return values
+
+
 # --------------------------------------------------------------------------- pruning
 def pruning_callback(trial: optuna.Trial, monitor: str):
     """A Keras callback: report ``monitor`` to ``trial`` each epoch, stop training when pruned.
@@ -231,10 +273,11 @@ def make_objective(base: dict[str, Any], space: dict[str, Any], train_input, y_t
             trial.set_user_attr("train_seconds", round(info["train_seconds"], 2))
             if mlflow_run is not None:
                 _log_trial(mlflow_run, trial, params, scores, info, pruned_at)
-            if pruned_at is not None:
-                logger.info("Trial %d pruned after epoch %d", trial.number, pruned_at + 1)
-                raise optuna.TrialPruned(f"pruned after epoch {pruned_at + 1}")
-            return scores[metric]
+        # outside the MLflow run: a pruned trial's run ends FINISHED (tag optuna.state PRUNED)
+        if pruned_at is not None:
+            logger.info("Trial %d pruned after epoch %d", trial.number, pruned_at + 1)
+            raise optuna.TrialPruned(f"pruned after epoch {pruned_at + 1}")
+        return scores[metric]
 
     return objective
 
@@ -351,7 +394,8 @@ def run_study(study: optuna.Study, objective, n_trials: int | None,
     mlflow = _active_mlflow() if log_to_mlflow else None
     context = (mlflow.start_run(run_name=f"study {study.study_name}", nested=True)
                if mlflow else contextlib.nullcontext())
-    before = len(study.trials)
+    waiting = (optuna.trial.TrialState.WAITING,)  # enqueued trials count for this run
+    before = len(study.get_trials(deepcopy=False)) - len(study.get_trials(False, states=waiting))
     with context:
         if mlflow:
             mlflow.set_tags({"optuna.study": study.study_name,
@@ -486,8 +530,16 @@ def tune_model(model_input, split: pd.DataFrame, base: dict[str, Any],
         pruner=tuning.get("pruner"), heartbeat_s=tuning.get("heartbeat_s", 60),
         worker=int(tuning.get("worker", 0)))
     log_to_mlflow = bool(tuning.get("mlflow", True))
+    space = model_tuning.get("space") or {}
+    if tuning.get("enqueue_base", True) and not study.trials:
+        start = values_of(merge_params(base, model_tuning.get("fixed") or {}), space)
+        if start is None:
+            logger.info("params:%s lies outside its search space; not enqueued as trial 0",
+                        base.get("name", base["kind"]))
+        else:
+            study.enqueue_trial(start, user_attrs={"configured": True}, skip_if_exists=True)
     objective = make_objective(
-        base, model_tuning.get("space") or {}, training.select(model_input, train_ids), y_train,
+        base, space, training.select(model_input, train_ids), y_train,
         training.select(model_input, val_ids), y_val, n_classes=len(genres),
         seed=int(base.get("seed", seed)), metric=metric, fixed=model_tuning.get("fixed"),
         log_to_mlflow=log_to_mlflow)

@@ -78,3 +78,16 @@ def test_bad_entries_name_the_key(spec, message):
     with pytest.raises(tuning.SearchSpaceError, match=message) as err:
         tuning.suggest_params(trial, {"kind": "keras_mlp"}, {"dropout": spec})
     assert "space.dropout" in str(err.value)
+
+
+@pytest.mark.parametrize("model", ["rf", "mlp", "cnn"])
+def test_the_configured_block_is_a_point_of_its_space(model, tuning_conf, model_params):
+    """So a new study's trial 0 can be the untuned baseline (params:tuning.enqueue_base)."""
+    conf, base = tuning_conf[model], model_params[model]
+    start = tuning.merge_params(base, conf["fixed"])
+    values = tuning.values_of(start, conf["space"])
+    assert values is not None
+    assert tuning.params_from_values(values, base, conf["space"], conf["fixed"]) == start
+    outside = tuning.merge_params(start, {"dropout": 0.99, "pca_components": 7,
+                                          "random_forest.n_estimators": 5000})
+    assert tuning.values_of(outside, conf["space"]) is None

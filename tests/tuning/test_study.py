@@ -42,6 +42,9 @@ def test_a_second_run_resumes_the_study(tmp_path, features_and_split):
     assert [t.number for t in reloaded.trials] == [0, 1, 2, 3, 4]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in reloaded.trials)
     assert len(second.trials) == 5
+    # trial 0 was the configured block itself, the baseline the tuned values are compared with
+    assert reloaded.trials[0].user_attrs["configured"]
+    assert reloaded.trials[0].params == {"logistic_regression.C": 1.0, "pca_components": None}
     # the resumed run did not replay the first run's random start
     assert reloaded.trials[3].params != reloaded.trials[0].params
 
