@@ -20,7 +20,7 @@ def real_run(gtzan_mini, tmp_path_factory):
         "manifest": pd.read_csv(latest(data / "03_primary" / "manifest.csv", "manifest.csv")),
         "features": pd.read_parquet(latest(data / "04_feature" / "features.parquet",
                                            "features.parquet")),
-        "spectrograms": latest(data / "04_feature" / "spectrograms", "data.npy"),
+        "spectrograms": latest(data / "04_feature" / "spectrograms", "spectrograms/data.npy"),
         "split": pd.read_csv(latest(data / "05_model_input" / "split.csv", "split.csv")),
     }
 
