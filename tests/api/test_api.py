@@ -3,10 +3,12 @@ agreement with the pipelines' own features, spectrograms and test-set probabilit
 
 from __future__ import annotations
 
+
 import asyncio
 import io
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -75,7 +77,13 @@ def test_health_and_models(client, api_data):
 
 
 def test_docs_offer_upload_and_model_choice(client):
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # Swagger UI's assets come from the service itself, never a CDN: /docs works offline
+    assert "cdn.jsdelivr.net" not in docs.text
+    for asset in re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', docs.text):
+        assert client.get(asset).status_code == 200, asset
+    assert re.search(r'src="/[^"]+swagger-ui-bundle\.js"', docs.text)
     schema = client.get("/openapi.json").json()
     ref = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]
     form = schema["components"]["schemas"][ref["schema"]["$ref"].split("/")[-1]]

@@ -24,6 +24,7 @@ from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -162,7 +163,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.limiter = anyio.CapacityLimiter(max(1, int(service.settings.max_concurrent)))
         yield
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works with no internet
+    app = FastAPIOffline(
         title="music_genre prediction service",
         version=__version__,
         description="Upload an audio file (WAV, FLAC, OGG, MP3, AU; any length, rate, channels),"
