@@ -3,7 +3,6 @@ agreement with the pipelines' own features, spectrograms and test-set probabilit
 
 from __future__ import annotations
 
-
 import asyncio
 import io
 import json
