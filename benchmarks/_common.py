@@ -67,9 +67,10 @@ def emit(result: dict) -> None:
 def run_with_peak_memory(cmd: list[str], interval: float = 0.1, **kwargs) -> dict:
     """Run a command; sample the RSS summed over it and all its descendants (joblib workers).
 
-    Returns wall seconds, the peak of that sum, the peak of the largest single process, and the
-    peak summed USS (private memory: what the processes really own, without the file pages of
-    memory-mapped stores, which the kernel can drop at any time), sampled every ~1 s.
+    Returns wall seconds, the peak of that sum, the peak of the largest single process, the
+    peak summed USS (pages no other process shares) and the peak summed anonymous memory (heap
+    and stacks: what the processes need in RAM, without the file pages of memory-mapped stores,
+    which the kernel can drop and re-read at any time), the last two sampled every ~1 s.
     """
     import subprocess
 
@@ -78,7 +79,7 @@ def run_with_peak_memory(cmd: list[str], interval: float = 0.1, **kwargs) -> dic
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **kwargs)
-    peak_sum = peak_one = peak_uss = 0
+    peak_sum = peak_one = peak_uss = peak_anon = 0
     last_uss = 0.0
     lines: list[str] = []
 
@@ -92,7 +93,7 @@ def run_with_peak_memory(cmd: list[str], interval: float = 0.1, **kwargs) -> dic
             procs = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             break
-        rss, uss = [], []
+        rss, uss, anon = [], [], []
         take_uss = time.perf_counter() - last_uss > 1.0
         for p in procs:
             try:
@@ -100,6 +101,7 @@ def run_with_peak_memory(cmd: list[str], interval: float = 0.1, **kwargs) -> dic
                     info = p.memory_full_info()
                     rss.append(info.rss)
                     uss.append(info.uss)
+                    anon.append(_anonymous_bytes(p.pid))
                 else:
                     rss.append(p.memory_info().rss)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -107,6 +109,7 @@ def run_with_peak_memory(cmd: list[str], interval: float = 0.1, **kwargs) -> dic
         if take_uss:
             last_uss = time.perf_counter()
             peak_uss = max(peak_uss, sum(uss))
+            peak_anon = max(peak_anon, sum(anon))
         if rss:
             peak_sum, peak_one = max(peak_sum, sum(rss)), max(peak_one, max(rss))
         time.sleep(interval)
@@ -114,4 +117,16 @@ def run_with_peak_memory(cmd: list[str], interval: float = 0.1, **kwargs) -> dic
     reader.join(timeout=5)
     return {"returncode": proc.returncode, "output": "".join(lines),
             "wall_s": time.perf_counter() - start, "peak_rss_mb": peak_sum / 2**20,
-            "peak_rss_largest_process_mb": peak_one / 2**20, "peak_uss_mb": peak_uss / 2**20}
+            "peak_rss_largest_process_mb": peak_one / 2**20, "peak_uss_mb": peak_uss / 2**20,
+            "peak_anonymous_mb": peak_anon / 2**20}
+
+
+def _anonymous_bytes(pid: int) -> int:
+    """``Anonymous:`` of /proc/PID/smaps_rollup (Linux), 0 where unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0

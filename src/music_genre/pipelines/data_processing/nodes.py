@@ -113,7 +113,8 @@ def assemble_dataset(
     params = audio.ExtractionParams.from_dict(extraction)
     manifest = probed.copy()
     key_of = dict(zip(track_keys["track_id"].astype(str), track_keys["cache_key"].astype(str)))
-    feature_rows, spectrograms, ids = [], [], []
+    feature_rows, spectrogram_keys, ids = [], [], []
+    mel_shape = (params.n_mels, params.n_frames)
     for i, rec in manifest.iterrows():
         if rec["status"] != "ok":
             continue
@@ -122,7 +123,8 @@ def assemble_dataset(
             manifest.loc[i, ["status", "reason"]] = ["excluded", str(entry["reason"])]
             continue
         feature_rows.append(entry["features"])
-        spectrograms.append(entry["mel"])
+        spectrogram_keys.append(key_of[str(rec["track_id"])])
+        mel_shape = entry["mel"].shape
         ids.append(str(rec["track_id"]))
 
     excluded = manifest[manifest["status"] != "ok"]
@@ -138,9 +140,46 @@ def assemble_dataset(
     features = pd.DataFrame(np.vstack(feature_rows), columns=audio.FEATURE_NAMES)
     features.insert(0, "genre", ok["genre"].astype(str).to_numpy())
     features.insert(0, "track_id", ids)
-    data = np.stack(spectrograms) if spectrograms else np.zeros(
-        (0, params.n_mels, params.n_frames), np.float16)
+    # read from the cache a chunk at a time while the store is written: 1000 tracks never sit
+    # in RAM at once (they are 330 MB in float16)
+    data = _CachedSpectrograms(cache, spectrogram_keys, mel_shape)
     return manifest, features, SpectrogramSet(np.array(ids), data)
+
+
+class _CachedSpectrograms:
+    """The spectrograms of cache entries ``keys`` as a read-on-demand (n, n_mels, n_frames) array.
+
+    Enough of the ndarray interface for ``SpectrogramDataset.save`` (shape, dtype, ``len``,
+    slices); anything else (``np.asarray``, ``.max()``, a deep copy into a MemoryDataset)
+    materialises the whole array.
+    """
+
+    def __init__(self, cache: TrackCache, keys: list[str], mel_shape: tuple[int, int]):
+        self._cache, self._keys = cache, list(keys)
+        self.shape = (len(self._keys), *mel_shape)
+        self.dtype = np.dtype(np.float16)
+        self.ndim = 3
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, item):
+        if isinstance(item, (int, np.integer)):
+            return self._cache[self._keys[item]]["mel"].astype(self.dtype, copy=False)
+        keys = self._keys[item] if isinstance(item, slice) else [self._keys[i] for i in item]
+        out = np.empty((len(keys), *self.shape[1:]), self.dtype)
+        for j, key in enumerate(keys):
+            out[j] = self._cache[key]["mel"]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") and name not in ("__deepcopy__", "__copy__"):
+            raise AttributeError(name)
+        return getattr(self[:], name)
 
 
 def split_tracks(
