@@ -18,8 +18,9 @@
 
 Peak memory is sampled over the command and every process it starts (joblib workers included):
 RSS summed, USS, and anonymous memory (heap: without the file pages of the memory-mapped store,
-which the kernel can drop and re-read). Targets: data processing under 2 GB for 1000 tracks; training well under
-"every spectrogram in float32" (n × 128 × 1292 × 4 bytes = 661 MB for 1000 tracks).
+which the kernel can drop and re-read). Targets: data processing under 2 GB for 1000 tracks;
+training well under "every spectrogram in float32" (n × 128 × 1292 × 4 bytes = 661 MB, i.e.
+631 MiB, for 1000 tracks).
 """
 
 from __future__ import annotations
