@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -32,14 +33,21 @@ def run(project: Path, pipeline: str | None = None, env: str = "demo",
     import mlflow
 
     bootstrap_project(project)
+    cwd = os.getcwd()
+    os.chdir(project)  # relative SQLite URLs (MLflow, Optuna) resolve against the working dir
     try:
         with KedroSession.create(project_path=project, env=env,
                                  runtime_params=params or {}) as session:
             return session.run(pipeline_names=[pipeline] if pipeline else None)
     finally:
+        os.chdir(cwd)
         # several sessions in one process: never let one MLflow run leak into the next
+        # (`kedro run` is a fresh process; kedro-mlflow's hook object keeps the last run id)
         while mlflow.active_run():
             mlflow.end_run()
+        from kedro_mlflow.framework.hooks import mlflow_hook
+
+        mlflow_hook.run_id = None
 
 
 def latest(folder: Path, name: str) -> Path:

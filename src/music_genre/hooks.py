@@ -1,8 +1,9 @@
-"""Project hooks: say where every artifact was written."""
+"""Project hooks: pin the local tracking store to the project, say where artifacts went."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
@@ -13,6 +14,24 @@ logger = logging.getLogger(__name__)
 class ProjectHooks:
     def __init__(self) -> None:
         self._catalog = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        """Make the relative ``sqlite:///data/...`` MLflow URI of ``conf/`` absolute.
+
+        kedro-mlflow resolves relative *file* paths against the project but not SQLite URLs, and
+        MLflow caches one store per URI string: a run started from another directory, or a
+        second project in the same process, would write into the wrong database.
+        (kedro-mlflow's own hook, a plugin, runs before project hooks.)
+        """
+        config = getattr(context, "mlflow", None)
+        uri = getattr(getattr(config, "server", None), "mlflow_tracking_uri", None) or ""
+        prefix = "sqlite:///"
+        if not uri.startswith(prefix) or uri.startswith(prefix + "/"):
+            return
+        config.server.mlflow_tracking_uri = (
+            prefix + str((Path(context.project_path) / uri[len(prefix):]).resolve()))
+        config.setup(context)  # again: client, tracking URI and experiment on the right store
 
     @hook_impl
     def after_catalog_created(self, catalog) -> None:
