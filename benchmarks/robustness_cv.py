@@ -3,7 +3,7 @@ tracks full band, resampled through 16 kHz / 8 kHz, or MP3-encoded (track-level 
 
     python benchmarks/robustness_cv.py [--root ../shared/data/gtzan_mini] \
         [--variants rf_reference rf_rich mlp_rich cnn_segments] [--repeats 1] \
-        [--augment resample_16k mp3] [--cache /tmp/robust_features.npz]
+        [--splits 3] [--augment resample_16k mp3] [--cache /tmp/robust_features.npz]
 
 Variants and their parameters are the ``evaluate_cv.variants`` of conf/base (so the numbers are
 the pipeline's models). Folds: ``evaluate_cv``'s stratified scheme (same seed). ``--augment``
@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=PROJECT.parent / "shared/data/gtzan_mini")
     ap.add_argument("--variants", nargs="+", default=["rf_reference", "rf_rich", "mlp_rich"])
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--splits", type=int, default=None, help="folds (default: evaluate_cv's)")
     ap.add_argument("--augment", nargs="*", default=[])
     ap.add_argument("--cache", type=Path, default=Path("/tmp/music_genre_robustness.npz"))
     ap.add_argument("--out", type=Path, default=None, help="CSV of per-fold results")
@@ -70,6 +71,8 @@ def main() -> None:
     conf = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")
     conf_params = conf["parameters"]
     cv = dict(conf_params["evaluate_cv"])
+    if args.splits:
+        cv["n_splits"] = args.splits
     genres = list(conf_params["genres"])
     files = sorted(p for p in (args.root / "genres_original").glob("*/*.*")
                    if p.suffix in (".wav", ".au"))

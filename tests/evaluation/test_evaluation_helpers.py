@@ -98,7 +98,7 @@ def test_summary_agrees_with_numpy():
                        "fold": [0, 1, 0, 1], "accuracy": acc, "f1_macro": acc - 0.1,
                        "train_seconds": 1.0})
     # 4 tracks, each tested twice (two repeats); t0 always right, t3 never, t1/t2 once each
-    oof = pd.DataFrame({"model": "m", "scheme": "stratified",
+    oof = pd.DataFrame({"model": "m", "scheme": "stratified", "repeat": [0] * 4 + [1] * 4,
                         "track_id": ["t0", "t1", "t2", "t3"] * 2, "genre": ["a"] * 8,
                         "predicted": ["a", "a", "b", "b", "a", "b", "a", "b"]})
     s = evaluation.summarise_folds(fm, oof).iloc[0]
@@ -107,6 +107,12 @@ def test_summary_agrees_with_numpy():
     assert s["accuracy_pooled"] == pytest.approx(0.5) and s["n_tracks"] == 4
     assert (s["accuracy_ci95_low"], s["accuracy_ci95_high"]) == pytest.approx(
         evaluation.wilson_interval(2, 4))
+    # pooled macro F1: per repeat over all its tracks (sklearn), then the mean
+    from sklearn.metrics import f1_score
+
+    expected_f1 = np.mean([f1_score(r["genre"], r["predicted"], average="macro")
+                           for _, r in oof.groupby("repeat")])
+    assert s["f1_macro_pooled"] == pytest.approx(expected_f1)
     md = evaluation.summary_markdown(evaluation.summarise_folds(fm, oof))
     assert "| m | stratified | 75.0 ± 12.9 %" in md
 
