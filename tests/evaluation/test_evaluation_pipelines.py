@@ -161,3 +161,19 @@ def test_a_predefined_split_csv_drives_every_model(kind):
                                                      .str.replace(".wav", ""))
     if kind != "keras_cnn":  # well separated clusters: the feature models must get them right
         assert metrics["accuracy"] >= 0.75
+
+
+def test_ensemble_is_a_model_of_the_default_run_and_the_comparison():
+    from kedro.framework.startup import bootstrap_project
+
+    from music_genre.pipeline_registry import register_pipelines
+
+    bootstrap_project(PROJECT_ROOT)
+    pipelines = register_pipelines()
+    default = pipelines["__default__"]
+    assert {"ensemble.metrics", "ensemble.predictions"} <= default.all_outputs()
+    members = {f"{m}.predictions" for m in ("rf", "mlp", "cnn", "transfer")}
+    assert members <= pipelines["ensemble"].inputs()
+    assert "ensemble.metrics" in pipelines["reporting"].inputs()
+    assert "rich_features" in pipelines["data_processing"].all_outputs()
+    assert "evaluate_cv" in pipelines and "cv_summary" not in default.all_outputs()
