@@ -34,8 +34,8 @@ def probe_tracks(raw_audio: pd.DataFrame, genres: list[str]) -> pd.DataFrame:
                "format": None, "sample_rate": None, "channels": None, "duration_s": None,
                "status": "ok", "reason": ""}
         if rec["genre"] not in genres:
-            row.update(status="excluded", reason=f"folder '{rec['genre']}' is not one of the "
-                       "genres in params:genres")
+            row.update(status="excluded", reason=f"{rec['path']}: folder '{rec['genre']}' is "
+                       "not one of the genres in params:genres")
         else:
             try:
                 info = audio.probe(rec["path"])
@@ -129,7 +129,7 @@ def assemble_dataset(
 
     excluded = manifest[manifest["status"] != "ok"]
     if len(excluded):
-        listing = "\n".join(f"  - {r.path}: {r.reason}" for r in excluded.itertuples())
+        listing = "\n".join(f"  - {r.reason}" for r in excluded.itertuples())
         logger.warning("%d file(s) excluded from the dataset:\n%s", len(excluded), listing)
     ok = manifest[manifest["status"] == "ok"]
     counts = ok["genre"].value_counts().to_dict()
