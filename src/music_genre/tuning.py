@@ -347,7 +347,8 @@ def open_storage(url: str, heartbeat_s: int | None = 60):
             with _quiet_optuna_warnings():  # heartbeats are "experimental" since Optuna 2.8
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
         except Exception as exc:  # two processes creating the tables at the same moment
-            if attempt == 4 or "already exists" not in str(exc) and "locked" not in str(exc):
+            racing = ("already exists", "locked", "UNIQUE constraint failed")
+            if attempt == 4 or not any(text in str(exc) for text in racing):
                 raise
             time.sleep(0.5 * (attempt + 1))
 
