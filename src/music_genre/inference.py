@@ -5,8 +5,10 @@ them over as :class:`LoadedModel` objects. Each model name maps to an :class:`In
 that turns decoded audio into the exact input the model was trained on, calling the same
 functions the pipelines call (:mod:`music_genre.audio`, :mod:`music_genre.transfer.embed`):
 
-* ``rf``, ``mlp``: the 57 features of :func:`music_genre.audio.analyse`, as float32 rows
-  (what :func:`music_genre.models.training.select` gives the models in training);
+* ``rf``, ``mlp``: the 57 features of :func:`music_genre.audio.analyse`, or for a model trained
+  on the rich table (``input_spec_`` on the model) those columns of
+  :func:`music_genre.audio.rich_features`, as float32 rows (what
+  :func:`music_genre.models.training.select` gives the models in training);
 * ``cnn``: the min-max normalised dB mel spectrogram, stored as float16 by the data-processing
   pipeline, so it is rounded through float16 here too, shaped ``(n_mels, n_frames, 1)``;
 * ``transfer``: MusiCNN's 200-d mean embedding of the 16 kHz signal, computed by
@@ -125,8 +127,26 @@ def spectrogram_batch(y: np.ndarray, params: audio.ExtractionParams) -> ModelInp
     return ModelInput(np.stack(specs), len(specs), first_mel)
 
 
+def rich_rows(y: np.ndarray, params: audio.ExtractionParams, columns: Sequence[str],
+              segment_s: float) -> ModelInput:
+    """The ``columns`` of :func:`music_genre.audio.rich_features` for each window (the
+    ``rich_features`` table's computation)."""
+    names = audio.rich_feature_names(params, segment_s)
+    index = [names.index(c) for c in columns]
+    rows = []
+    for window in audio.windows(y, params):
+        with one_blas_thread():
+            rows.append(audio.rich_features(window, params, segment_s)[index])
+    return ModelInput(np.vstack(rows), len(rows))
+
+
 def _features_input(y, params, loaded: LoadedModel) -> ModelInput:
-    rows = feature_rows(y, params)
+    # a scikit-learn model carries the columns it was trained on (training nodes' input_spec_)
+    spec = getattr(loaded.model, "input_spec_", None)
+    if spec and list(spec["columns"]) != list(audio.FEATURE_NAMES):
+        rows = rich_rows(y, params, spec["columns"], float(spec.get("rich_segment_s") or 0.0))
+    else:
+        rows = feature_rows(y, params)
     rows.x = rows.x.astype(np.float32)  # training.select hands the models float32
     return rows
 

@@ -122,6 +122,8 @@ def test_service_features_and_spectrograms_equal_the_pipeline(client, api_data, 
     assert params.duration_s == WINDOW_S
     features = pd.read_parquet(latest(api_data / "04_feature" / "features.parquet",
                                       "features.parquet")).set_index("track_id")
+    rich = pd.read_parquet(latest(api_data / "04_feature" / "rich_features.parquet",
+                                  "rich_features.parquet")).set_index("track_id")
     spec_dir = latest(api_data / "04_feature" / "spectrograms", "spectrograms")
     ids = json.loads((spec_dir / "track_ids.json").read_text())
     stored = np.load(spec_dir / "data.npy")
@@ -129,9 +131,17 @@ def test_service_features_and_spectrograms_equal_the_pipeline(client, api_data, 
         y = inference.decode(open(track.path, "rb").read(), params.sample_rate)
         stored_row = features.loc[track.track_id, audio.FEATURE_NAMES].to_numpy(np.float64)
         np.testing.assert_array_equal(inference.feature_rows(y, params).x[0], stored_row)
-        # and the rf/mlp input is that row as the models got it in training (float32)
-        model_input = inference.INPUT_BUILDERS["rf"].build(y, params, None).x
+        # and the mlp input is that row as the model got it in training (float32)
+        mlp = client.app.state.service.models["mlp"].loaded
+        model_input = inference.INPUT_BUILDERS["mlp"].build(y, params, mlp).x
         np.testing.assert_array_equal(model_input, stored_row[None].astype(np.float32))
+        # the rf reads its columns of the rich table: recomputed identically by the service
+        rf = client.app.state.service.models["rf"].loaded
+        columns = rf.model.input_spec_["columns"]
+        assert len(columns) > len(audio.FEATURE_NAMES)
+        rich_row = rich.loc[track.track_id, columns].to_numpy(np.float64)
+        np.testing.assert_array_equal(inference.INPUT_BUILDERS["rf"].build(y, params, rf).x,
+                                      rich_row[None].astype(np.float32))
         spec = inference.spectrogram_batch(y, params)
         assert spec.x.shape == (1, params.n_mels, params.n_frames)
         np.testing.assert_array_equal(spec.x[0], stored[ids.index(track.track_id)])

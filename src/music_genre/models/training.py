@@ -30,8 +30,9 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in ("track_id", "genre")]
 
 
-def select(model_input, track_ids: np.ndarray):
-    """The model input rows of ``track_ids``: an array for tables, (set, indices) for spectra."""
+def select(model_input, track_ids: np.ndarray, columns: list[str] | None = None):
+    """The model input rows of ``track_ids``: an array for tables (``columns``, default every
+    feature column, in that order), (set, indices) for spectrograms."""
     track_ids = np.asarray(track_ids, dtype=str)
     if isinstance(model_input, SpectrogramSet):
         return model_input, model_input.index_of(track_ids)
@@ -39,7 +40,12 @@ def select(model_input, track_ids: np.ndarray):
     missing = [t for t in track_ids if t not in table.index]
     if missing:
         raise KeyError(f"model input has no rows for tracks {missing[:5]} ({len(missing)})")
-    return table.loc[track_ids, feature_columns(model_input)].to_numpy(np.float32)
+    columns = feature_columns(model_input) if columns is None else list(columns)
+    absent = [c for c in columns if c not in table.columns]
+    if absent:
+        raise KeyError(f"model input has no columns {absent[:5]} ({len(absent)} missing); is the "
+                       "model reading the right feature table?")
+    return table.loc[track_ids, columns].to_numpy(np.float32)
 
 
 def window_starts(n_frames: int, window: int, hop: int) -> np.ndarray:

@@ -229,9 +229,13 @@ def split_tracks(
 
 
 def _rich_one(path: str, params: audio.ExtractionParams, segment_s: float) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
     try:
         y = audio.fix_length(audio.load_audio(path, sr=params.sample_rate), params.n_samples)
-        return {"status": np.array("ok"), "rich": audio.rich_features(y, params, segment_s)}
+        with threadpool_limits(1):  # one BLAS thread: bit-identical wherever it runs (service)
+            rich = audio.rich_features(y, params, segment_s)
+        return {"status": np.array("ok"), "rich": rich}
     except Exception as exc:  # assemble_dataset already reported undecodable files
         return {"status": np.array("excluded"), "reason": np.array(f"{path}: {exc!r}")}
 

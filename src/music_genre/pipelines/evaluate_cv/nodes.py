@@ -23,7 +23,10 @@ import pandas as pd  # noqa: E402
 
 from music_genre import evaluation  # noqa: E402
 from music_genre.models import training  # noqa: E402
-from music_genre.pipelines.training.nodes import classification_metrics  # noqa: E402
+from music_genre.pipelines.training.nodes import (  # noqa: E402
+    classification_metrics,
+    input_columns,
+)
 from sklearn.metrics import f1_score  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -108,12 +111,14 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
                                   .astype(str)]) for n, ids in (("train", train), ("val", val),
                                                                 ("test", test))}
                 start = time.perf_counter()
+                cols = input_columns(data, params)  # the model's feature_columns, as trained
                 model, info = training.fit(
-                    {**params, "verbose": 0}, training.select(data, train), y["train"],
-                    training.select(data, val), y["val"], n_classes=len(genres),
+                    {**params, "verbose": 0}, training.select(data, train, cols), y["train"],
+                    training.select(data, val, cols), y["val"], n_classes=len(genres),
                     seed=seed + 100 * r + k)
                 train_s = time.perf_counter() - start
-                proba = training.predict_proba(model, training.select(data, test), len(genres))
+                proba = training.predict_proba(model, training.select(data, test, cols),
+                                               len(genres))
                 m = classification_metrics(y["test"], proba, genres)
                 metric_rows.append({"model": name, "scheme": scheme, "repeat": r, "fold": k,
                                     "accuracy": m["accuracy"],

@@ -22,6 +22,8 @@ from sklearn.metrics import (  # noqa: E402
     precision_recall_fscore_support,
 )
 
+from music_genre import audio  # noqa: E402
+from music_genre.datasets import SpectrogramSet  # noqa: E402
 from music_genre.models import training  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,22 @@ def _labels(split: pd.DataFrame, part: str, genres: list[str]) -> tuple[np.ndarr
     return ids, y
 
 
+def input_columns(model_input, params: dict[str, Any]) -> list[str] | None:
+    """The feature columns a table model reads (``params['feature_columns']``): ``all`` the
+    table's, ``reference`` (the reference's 57) or an explicit list; None for spectrograms."""
+    if isinstance(model_input, SpectrogramSet):
+        return None
+    choice = params.get("feature_columns", "all")
+    if choice == "all":
+        return training.feature_columns(model_input)
+    if choice == "reference":
+        return list(audio.FEATURE_NAMES)
+    if isinstance(choice, (list, tuple)):
+        return [str(c) for c in choice]
+    raise ValueError(f"params:{params.get('name', params['kind'])}.feature_columns={choice!r}: "
+                     "use all, reference or a list of column names")
+
+
 def train_model(model_input, split: pd.DataFrame, params: dict[str, Any], genres: list[str],
                 seed: int) -> tuple[Any, dict[str, Any]]:
     """Fit the model on the training split, early-stopping on the validation split."""
@@ -45,9 +63,17 @@ def train_model(model_input, split: pd.DataFrame, params: dict[str, Any], genres
     val_ids, y_val = _labels(split, "val", genres)
     if not len(train_ids):
         raise ValueError("the split has no training tracks")
-    model, info = training.fit(params, training.select(model_input, train_ids), y_train,
-                               training.select(model_input, val_ids), y_val,
+    columns = input_columns(model_input, params)
+    model, info = training.fit(params, training.select(model_input, train_ids, columns), y_train,
+                               training.select(model_input, val_ids, columns), y_val,
                                n_classes=len(genres), seed=int(params.get("seed", seed)))
+    if columns is not None and hasattr(model, "predict_proba"):
+        # what the service must compute for this model: the columns, in order, and how
+        # (scikit-learn models are pickled with it; Keras table models read the reference 57)
+        model.input_spec_ = {"columns": columns,
+                             "rich_segment_s": params.get("rich_segment_s")}
+    if columns is not None:
+        info["n_features"] = len(columns)
     return model, info
 
 
@@ -110,7 +136,7 @@ def evaluate_model(model, model_input, split: pd.DataFrame, train_info: dict[str
     """Test-split metrics, per-genre table, confusion matrix, training curves, predictions."""
     name = params.get("name", params["kind"])
     test_ids, y_test = _labels(split, "test", genres)
-    x_test = training.select(model_input, test_ids)
+    x_test = training.select(model_input, test_ids, input_columns(model_input, params))
     start = time.perf_counter()
     proba = training.predict_proba(model, x_test, len(genres))
     infer_s = time.perf_counter() - start
