@@ -121,7 +121,8 @@ def _curves_figure(history: dict[str, list[float]], title: str):
                         label="validation" if key.startswith("val_") else "train")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-        ax.legend()
+        if ax.get_lines():
+            ax.legend()
         ax.grid(alpha=0.3)
     if not history:
         for ax in axes:
