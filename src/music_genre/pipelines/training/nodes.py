@@ -132,19 +132,15 @@ def _curves_figure(history: dict[str, list[float]], title: str):
     return fig
 
 
-def evaluate_model(model, model_input, split: pd.DataFrame, train_info: dict[str, Any],
-                   params: dict[str, Any], genres: list[str]):
-    """Test-split metrics, per-genre table, confusion matrix, training curves, predictions."""
-    name = params.get("name", params["kind"])
-    test_ids, y_test = _labels(split, "test", genres)
-    x_test = training.select(model_input, test_ids, input_columns(model_input, params))
-    start = time.perf_counter()
-    proba = training.predict_proba(model, x_test, len(genres))
-    infer_s = time.perf_counter() - start
+def test_reports(name: str, kind: str, proba: np.ndarray, y_test: np.ndarray,
+                 test_ids: np.ndarray, infer_s: float, train_info: dict[str, Any],
+                 genres: list[str]):
+    """The template's five reports from test-split probabilities: metrics, per-genre table,
+    predictions, confusion matrix and training curves (shared by every model pipeline)."""
     metrics = classification_metrics(y_test, proba, genres)
     metrics.update({
         "model": name,
-        "kind": params["kind"],
+        "kind": kind,
         "train_seconds": float(train_info["train_seconds"]),
         "inference_ms_per_track": 1000 * infer_s / max(len(y_test), 1),
         "n_train": train_info.get("n_train"),
@@ -167,3 +163,15 @@ def evaluate_model(model, model_input, split: pd.DataFrame, train_info: dict[str
                                f"({len(y_test)} test tracks)")
     curves_fig = _curves_figure(train_info.get("history", {}), f"{name}: training curves")
     return metrics, per_genre, predictions, cm_fig, curves_fig
+
+
+def evaluate_model(model, model_input, split: pd.DataFrame, train_info: dict[str, Any],
+                   params: dict[str, Any], genres: list[str]):
+    """Test-split metrics, per-genre table, confusion matrix, training curves, predictions."""
+    test_ids, y_test = _labels(split, "test", genres)
+    x_test = training.select(model_input, test_ids, input_columns(model_input, params))
+    start = time.perf_counter()
+    proba = training.predict_proba(model, x_test, len(genres))
+    infer_s = time.perf_counter() - start
+    return test_reports(params.get("name", params["kind"]), params["kind"], proba, y_test,
+                        test_ids, infer_s, train_info, genres)

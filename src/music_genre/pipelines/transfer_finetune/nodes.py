@@ -9,12 +9,7 @@ import numpy as np
 import pandas as pd
 
 from music_genre.datasets import TrackCache
-from music_genre.pipelines.training.nodes import (
-    _confusion_figure,
-    _curves_figure,
-    _labels,
-    classification_metrics,
-)
+from music_genre.pipelines.training.nodes import _labels, test_reports
 from music_genre.pipelines.transfer.nodes import load_network
 from music_genre.transfer.finetune import build_finetune_model, fit_top, predict_tracks
 
@@ -57,19 +52,5 @@ def evaluate_finetune(model, keys: pd.DataFrame, cache: TrackCache, split: pd.Da
     start = time.perf_counter()
     proba = predict_tracks(model.get_layer("musicnn_top"), _pooled(keys, cache, test_ids))
     infer_s = time.perf_counter() - start
-    metrics = classification_metrics(y_test, proba, genres)
-    metrics.update({"model": name, "kind": params["kind"],
-                    "train_seconds": float(train_info["train_seconds"]),
-                    "inference_ms_per_track": 1000 * infer_s / max(len(y_test), 1),
-                    "n_train": train_info.get("n_train"),
-                    "epochs_run": train_info.get("epochs_run"),
-                    "n_parameters": train_info.get("n_parameters")})  # fmt: skip
-    per_genre = pd.DataFrame(metrics["per_genre"]).T.rename_axis("genre").reset_index()
-    predictions = pd.DataFrame(proba, columns=genres)
-    predictions.insert(0, "predicted", [genres[i] for i in proba.argmax(axis=1)])
-    predictions.insert(0, "genre", [genres[i] for i in y_test])
-    predictions.insert(0, "track_id", test_ids)
-    cm = _confusion_figure(np.array(metrics["confusion_matrix"]), genres,
-                           f"{name}: accuracy {metrics['accuracy']:.1%} ({len(y_test)} test tracks)")  # fmt: skip
-    curves = _curves_figure(train_info.get("history", {}), f"{name}: training curves")
-    return metrics, per_genre, predictions, cm, curves
+    return test_reports(name, params["kind"], proba, y_test, test_ids, infer_s, train_info,
+                        genres)
