@@ -16,8 +16,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from music_genre import __version__
-from music_genre import audio, distributed
+from music_genre import __version__, audio, distributed
 from music_genre.datasets import SpectrogramSet, TrackCache
 
 logger = logging.getLogger(__name__)

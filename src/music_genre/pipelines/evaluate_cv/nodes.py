@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
 
 from music_genre import evaluation  # noqa: E402
 from music_genre.models import training  # noqa: E402
@@ -27,7 +28,6 @@ from music_genre.pipelines.training.nodes import (  # noqa: E402
     classification_metrics,
     input_columns,
 )
-from sklearn.metrics import f1_score  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
