@@ -16,12 +16,14 @@ from .nodes import evaluate_model, train_model
 MODELS = {"rf": "rich_features", "mlp": "features", "cnn": "spectrograms"}
 
 
-def template() -> Pipeline:
+def template(params: str = "params:model") -> Pipeline:
+    """train → evaluate; ``params`` names the model's parameter block (a ``params:`` entry, or
+    a dataset such as the tuning pipelines' best parameters)."""
     return Pipeline([
-        Node(train_model, ["model_input", "split", "params:model", "params:genres", "params:seed"],
+        Node(train_model, ["model_input", "split", params, "params:genres", "params:seed"],
              ["model", "train_info"], name="train_model"),
         Node(evaluate_model,
-             ["model", "model_input", "split", "train_info", "params:model", "params:genres"],
+             ["model", "model_input", "split", "train_info", params, "params:genres"],
              ["metrics", "per_genre", "predictions", "confusion_matrix", "training_curves"],
              name="evaluate_model"),
     ])

@@ -16,7 +16,7 @@ from kedro.pipeline import Node, Pipeline
 
 from music_genre import tuning
 from music_genre.pipelines import data_processing
-from music_genre.pipelines.training.nodes import evaluate_model, train_model
+from music_genre.pipelines.training import template
 
 
 def tuning_pipeline(model: str, model_input: str) -> Pipeline:
@@ -38,15 +38,8 @@ def tuning_pipeline(model: str, model_input: str) -> Pipeline:
                     "params:seed": "params:seed"},
     )
     train_best = Pipeline(
-        [
-            Node(tuning.best_model_params, "best_params", "params", name="best_model_params"),
-            Node(train_model, ["model_input", "split", "params", "params:genres", "params:seed"],
-                 ["model", "train_info"], name="train_model"),
-            Node(evaluate_model,
-                 ["model", "model_input", "split", "train_info", "params", "params:genres"],
-                 ["metrics", "per_genre", "predictions", "confusion_matrix", "training_curves"],
-                 name="evaluate_model"),
-        ],
+        Pipeline([Node(tuning.best_model_params, "best_params", "params",
+                       name="best_model_params")]) + template("params"),
         namespace=f"{model}_tuned", tags=["train_best"],
         inputs={"model_input": model_input, "split": "split",
                 "best_params": f"{model}.best_params"},
