@@ -58,6 +58,19 @@ def _optimizer(params: dict[str, Any]):
                                   weight_decay=float(opt.get("weight_decay", 0.0)))
 
 
+def _classifier(inputs, x, n_classes: int, params: dict[str, Any], name: str):
+    """The softmax head and compilation shared by the Keras models."""
+    import keras
+
+    # float32 softmax under a mixed-precision policy too (a float16 softmax loses small classes)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="genre",
+                                 dtype="float32")(x)
+    model = keras.Model(inputs, outputs, name=name)
+    model.compile(optimizer=_optimizer(params), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
 def build_mlp(params: dict[str, Any], n_features: int, n_classes: int,
               scaler_mean: np.ndarray | None = None, scaler_var: np.ndarray | None = None,
               pca_components: np.ndarray | None = None, pca_mean: np.ndarray | None = None):
@@ -85,13 +98,7 @@ def build_mlp(params: dict[str, Any], n_features: int, n_classes: int,
                 momentum=float(params.get("bn_momentum", 0.99)), name=f"bn_{i}")(x)
         x = keras.layers.Activation("relu", name=f"relu_{i}")(x)
         x = keras.layers.Dropout(float(params.get("dropout", 0.0)), name=f"dropout_{i}")(x)
-    # float32 softmax under a mixed-precision policy too (a float16 softmax loses small classes)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="genre",
-                                 dtype="float32")(x)
-    model = keras.Model(inputs, outputs, name="mlp")
-    model.compile(optimizer=_optimizer(params), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    return _classifier(inputs, x, n_classes, params, "mlp")
 
 
 def build_cnn(params: dict[str, Any], input_shape: tuple[int, int, int], n_classes: int,
@@ -134,9 +141,4 @@ def build_cnn(params: dict[str, Any], input_shape: tuple[int, int, int], n_class
     x = keras.layers.BatchNormalization(momentum=bn_momentum, name="dense_bn")(x)
     x = keras.layers.Activation("relu", name="dense_relu")(x)
     x = keras.layers.Dropout(dropout, name="dense_dropout")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="genre",
-                                 dtype="float32")(x)
-    model = keras.Model(inputs, outputs, name="cnn")
-    model.compile(optimizer=_optimizer(params), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    return _classifier(inputs, x, n_classes, params, "cnn")
