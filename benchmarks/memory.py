@@ -109,18 +109,15 @@ def main() -> None:
         g = conf / "base" / "globals.yml"
         g.write_text(re.sub(r"(?m)^data:.*$", f"data: {tmp / 'data'}", g.read_text()))
         kedro = shutil.which("kedro") or "kedro"
-        dp = run_with_peak_memory(
-            [kedro, "run", "--pipeline", "data_processing", "--to-nodes", "assemble_dataset",
-             "--conf-source", str(conf), "--params", f"raw_root={tmp / 'audio'}"],
-            cwd=PROJECT_ROOT)
+        command = [kedro, "run", "--pipeline", "data_processing", "--to-nodes",
+                   "assemble_dataset", "--conf-source", str(conf),
+                   "--params", f"raw_root={tmp / 'audio'}"]
+        dp = run_with_peak_memory(command, cwd=PROJECT_ROOT)
         if dp["returncode"]:
             raise RuntimeError(f"data processing failed:\n{dp['output'][-3000:]}")
         # the same command again over the unchanged audio: the incremental re-run at this size
         # (benchmarks/incremental.py times it per node on the real sample)
-        rerun = run_with_peak_memory(
-            [kedro, "run", "--pipeline", "data_processing", "--to-nodes", "assemble_dataset",
-             "--conf-source", str(conf), "--params", f"raw_root={tmp / 'audio'}"],
-            cwd=PROJECT_ROOT)
+        rerun = run_with_peak_memory(command, cwd=PROJECT_ROOT)
         if rerun["returncode"]:
             raise RuntimeError(f"data processing re-run failed:\n{rerun['output'][-3000:]}")
         print(f"data processing: {dp['wall_s']:.0f} s, peak RSS {dp['peak_rss_mb']:.0f} MB "
