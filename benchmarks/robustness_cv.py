@@ -45,7 +45,7 @@ def extract(files: list[Path], kinds: list[str], cache: Path) -> dict[str, dict[
         f57, rich, mel = [], [], []
         for f in files:
             y = audio.fix_length(audio.load_audio(f, sr=params.sample_rate), params.n_samples)
-            y = evaluation.degrade(y, params.sample_rate, kind)
+            y = audio.degrade(y, params.sample_rate, kind)
             a = audio.analyse(y, params)
             f57.append(a.features)
             rich.append(audio.rich_features(y, params))
@@ -78,7 +78,7 @@ def main() -> None:
                    if p.suffix in (".wav", ".au"))
     ids = np.array([p.stem for p in files])
     labels = np.array([p.parent.name for p in files])
-    kinds = list(evaluation.DEGRADATIONS)
+    kinds = list(audio.DEGRADATIONS)
     data = extract(files, sorted(set(kinds) | set(args.augment)), args.cache)
     tables = {k: {"features": _table(ids, labels, d["features"]),
                   "rich_features": _table(ids, labels, d["rich_features"]),

@@ -236,6 +236,50 @@ def windows(y: np.ndarray, params: ExtractionParams) -> Iterator[np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------
+# Real-world degradations: the band-limited and compressed audio users send
+# --------------------------------------------------------------------------------------------
+
+#: ``full`` (unchanged) and the chains of :func:`degrade`
+DEGRADATIONS = ("full", "resample_16k", "resample_8k", "mp3")
+
+
+def degrade(y: np.ndarray, sr: int, kind: str) -> np.ndarray:
+    """``y`` as it arrives after a real-world chain, back at ``sr`` Hz and the same length.
+
+    * ``resample_16k`` / ``resample_8k``: recorded at 16 / 8 kHz (band limit 8 / 4 kHz), then
+      resampled up exactly as :func:`load_audio` resamples an upload;
+    * ``mp3``: encoded to MP3 by libsndfile (LAME, default VBR quality) and decoded again;
+    * ``a>b``: chain ``a`` then chain ``b`` (``mp3>resample_8k``: an MP3 upload served by a
+      model that band-limits its input to 4 kHz, see ``input_degradation``).
+
+    Used to augment training data (``params:augmentation``), to band-limit a model's input and
+    to measure robustness.
+    """
+    if ">" in kind:
+        for part in kind.split(">"):
+            y = degrade(y, sr, part.strip())
+        return y
+    if kind == "full":
+        return y
+    if kind.startswith("resample_") and kind.removeprefix("resample_").rstrip("k").isdigit():
+        low = int(kind.removeprefix("resample_").rstrip("k")) * 1000
+        down = librosa.resample(y, orig_sr=sr, target_sr=low, res_type="soxr_hq")
+        back = librosa.resample(down, orig_sr=low, target_sr=sr, res_type="soxr_hq")
+    elif kind == "mp3":
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(y, -1, 1), sr, format="MP3")
+        buf.seek(0)
+        back, _ = sf.read(buf, dtype="float32")
+        back = back.mean(axis=1) if back.ndim > 1 else back
+    else:
+        raise ValueError(f"unknown degradation '{kind}'; use one of {list(DEGRADATIONS)}")
+    back = np.asarray(back, np.float32)
+    if len(back) >= len(y):
+        return back[: len(y)]
+    return np.pad(back, (0, len(y) - len(back)))
+
+
+# --------------------------------------------------------------------------------------------
 # Analysis: one STFT shared by all features and the spectrogram
 # --------------------------------------------------------------------------------------------
 
@@ -418,6 +462,20 @@ def analyse_file(path: str | os.PathLike, params: ExtractionParams) -> TrackAnal
             f"{params.min_duration_s:g} s are needed (truncated file?)"
         )
     return analyse(fix_length(y, params.n_samples), params)
+
+
+@functools.cache
+def warm_up(params: ExtractionParams) -> None:
+    """Compile (or load from ``NUMBA_CACHE_DIR``) librosa's numba code in this process.
+
+    Called before worker processes start: two workers compiling into an empty cache at once can
+    leave it corrupt (measured here: every later worker then segfaults in librosa's tuning
+    estimate), while workers that find it filled only load it.
+    """
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(int(params.sample_rate * 4))).astype(np.float32)
+    analyse(y, params)
+    rich_features(y, params, 1.0)
 
 
 def _cache_entry(path: str, params: ExtractionParams) -> dict[str, np.ndarray]:

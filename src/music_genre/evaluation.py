@@ -13,7 +13,6 @@ model. Contiguous id blocks per genre are a rough artist proxy; a user's artist 
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from collections.abc import Sequence
@@ -26,6 +25,28 @@ logger = logging.getLogger(__name__)
 
 SCHEMES = ("stratified", "grouped", "predefined")
 FOLD_COLUMNS = ["track_id", "genre", "group", "scheme", "repeat", "fold"]
+
+
+def name_list(value: Any) -> list[str]:
+    """A list parameter that may come from the command line as one string: ``a+b+c``
+    (``--params "evaluate_cv.run=rf+cnn"``; Kedro splits ``--params`` on commas)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.replace(",", "+").split("+") if v.strip()]
+    return [str(v) for v in value]
+
+
+def check_chains(chains: Sequence[str], where: str) -> None:
+    """Every chain is ``full`` or degradations of ``audio.DEGRADATIONS`` joined by ``>``."""
+    from music_genre.audio import DEGRADATIONS
+
+    for chain in chains:
+        parts = [p.strip() for p in str(chain).split(">")]
+        if not all(p in DEGRADATIONS[1:] for p in parts) and chain != "full":
+            raise ValueError(f"{where}: unknown degradation '{chain}'; use one of "
+                             f"{list(DEGRADATIONS[1:])}, or a chain of them joined by '>' "
+                             "(e.g. mp3>resample_8k)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,40 +308,3 @@ def average_probabilities(predictions: Sequence[pd.DataFrame], genres: Sequence[
     out["predicted"] = [genres[i] for i in proba.argmax(axis=1)]
     out[genres] = proba
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Robustness: the band-limited and compressed audio users send
-# --------------------------------------------------------------------------------------------
-
-DEGRADATIONS = ("full", "resample_16k", "resample_8k", "mp3")
-
-
-def degrade(y: np.ndarray, sr: int, kind: str) -> np.ndarray:
-    """``y`` as it arrives after a real-world chain, back at ``sr`` Hz and the same length.
-
-    * ``resample_16k`` / ``resample_8k``: recorded at 16 / 8 kHz (band limit 8 / 4 kHz), then
-      resampled up by the service exactly as :func:`music_genre.audio.load_audio` does;
-    * ``mp3``: encoded to MP3 by libsndfile (LAME, default VBR quality) and decoded again.
-    """
-    import librosa
-    import soundfile as sf
-
-    if kind == "full":
-        return y
-    if kind.startswith("resample_"):
-        low = int(kind.split("_")[1].rstrip("k")) * 1000
-        down = librosa.resample(y, orig_sr=sr, target_sr=low, res_type="soxr_hq")
-        back = librosa.resample(down, orig_sr=low, target_sr=sr, res_type="soxr_hq")
-    elif kind == "mp3":
-        buf = io.BytesIO()
-        sf.write(buf, np.clip(y, -1, 1), sr, format="MP3")
-        buf.seek(0)
-        back, _ = sf.read(buf, dtype="float32")
-        back = back.mean(axis=1) if back.ndim > 1 else back
-    else:
-        raise ValueError(f"unknown degradation '{kind}'; use one of {DEGRADATIONS}")
-    back = np.asarray(back, np.float32)
-    if len(back) >= len(y):
-        return back[: len(y)]
-    return np.pad(back, (0, len(y) - len(back)))

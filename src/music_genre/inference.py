@@ -5,9 +5,10 @@ them over as :class:`LoadedModel` objects. Each model name maps to an :class:`In
 that turns decoded audio into the exact input the model was trained on, calling the same
 functions the pipelines call (:mod:`music_genre.audio`, :mod:`music_genre.transfer.embed`):
 
-* ``rf``, ``mlp``: the 57 features of :func:`music_genre.audio.analyse`, or for a model trained
-  on the rich table (``input_spec_`` on the model) those columns of
-  :func:`music_genre.audio.rich_features`, as float32 rows (what
+* ``rf``, ``rf_robust``, ``mlp``: the 57 features of :func:`music_genre.audio.analyse`, or for a
+  model trained on the rich table (``input_spec_`` on the model) those columns of
+  :func:`music_genre.audio.rich_features` — of the audio after :func:`music_genre.audio.degrade`
+  for a model that reads a band-limited copy (``rf_robust``) — as float32 rows (what
   :func:`music_genre.models.training.select` gives the models in training);
 * ``cnn``: the min-max normalised dB mel spectrogram, stored as float16 by the data-processing
   pipeline, so it is rounded through float16 here too, shaped ``(n_mels, n_frames, 1)``;
@@ -128,23 +129,28 @@ def spectrogram_batch(y: np.ndarray, params: audio.ExtractionParams) -> ModelInp
 
 
 def rich_rows(y: np.ndarray, params: audio.ExtractionParams, columns: Sequence[str],
-              segment_s: float) -> ModelInput:
+              segment_s: float, degradation: str | None = None) -> ModelInput:
     """The ``columns`` of :func:`music_genre.audio.rich_features` for each window (the
-    ``rich_features`` table's computation)."""
+    ``rich_features`` table's computation), after the chain ``degradation`` when the model reads
+    a band-limited copy (``input_degradation``: the ``degraded_features`` table's computation)."""
     names = audio.rich_feature_names(params, segment_s)
     index = [names.index(c) for c in columns]
     rows = []
     for window in audio.windows(y, params):
         with one_blas_thread():
+            if degradation:
+                window = audio.degrade(window, params.sample_rate, degradation)
             rows.append(audio.rich_features(window, params, segment_s)[index])
     return ModelInput(np.vstack(rows), len(rows))
 
 
 def _features_input(y, params, loaded: LoadedModel) -> ModelInput:
-    # a scikit-learn model carries the columns it was trained on (training nodes' input_spec_)
+    # a scikit-learn model carries the columns it was trained on and the chain its input went
+    # through (training nodes' input_spec_)
     spec = getattr(loaded.model, "input_spec_", None)
-    if spec and list(spec["columns"]) != list(audio.FEATURE_NAMES):
-        rows = rich_rows(y, params, spec["columns"], float(spec.get("rich_segment_s") or 0.0))
+    if spec and (list(spec["columns"]) != list(audio.FEATURE_NAMES) or spec.get("degradation")):
+        rows = rich_rows(y, params, spec["columns"], float(spec.get("rich_segment_s") or 0.0),
+                         spec.get("degradation"))
     else:
         rows = feature_rows(y, params)
     rows.x = rows.x.astype(np.float32)  # training.select hands the models float32
@@ -189,6 +195,7 @@ def _extraction_rate(params: audio.ExtractionParams, extras: dict[str, Any]) -> 
 #: model name → how it gets its input. A new model kind is one more entry here.
 INPUT_BUILDERS: dict[str, InputBuilder] = {
     "rf": InputBuilder(_extraction_rate, _features_input, "rf"),
+    "rf_robust": InputBuilder(_extraction_rate, _features_input, "rf_robust"),
     "mlp": InputBuilder(_extraction_rate, _features_input, "mlp"),
     "cnn": InputBuilder(_extraction_rate, _cnn_input, "cnn"),
     "transfer": InputBuilder(_transfer_rate, _transfer_input, "transfer"),
@@ -236,6 +243,8 @@ def predict_signal(y: np.ndarray, loaded: LoadedModel, params: audio.ExtractionP
     with loaded.lock:
         if hasattr(loaded.model, "predict_proba"):  # sklearn: the evaluation node's function
             proba = training.predict_proba(loaded.model, batch.x, len(genres))
+        elif batch.x.ndim == 4:  # CNN: whole-track or segment model (windows averaged)
+            proba = training.predict_segments(loaded.model, batch.x)
         else:  # Keras: one compiled call, without predict()'s per-call data pipeline
             proba = loaded.model.predict_on_batch(batch.x)
     proba = np.asarray(proba, dtype=np.float64).reshape(batch.n_windows, len(genres))

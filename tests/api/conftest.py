@@ -39,7 +39,8 @@ API_TEST_PARAMS = {
 
 @pytest.fixture(scope="session")
 def api_project(tmp_path_factory) -> Path:
-    """A trained project: ``data/apitest`` holds rf, mlp and cnn (transfer is left untrained)."""
+    """A trained project: ``data/apitest`` holds rf, rf_robust, mlp and cnn (transfer is left
+    untrained)."""
     project = make_project(tmp_path_factory.mktemp("api_project"))
     env = project / "conf" / "apitest"
     env.mkdir()
@@ -61,13 +62,14 @@ def _train(project: Path) -> None:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    outputs = [f"{m}.{o}" for m in ("rf", "mlp", "cnn")
+    outputs = [f"{m}.{o}" for m in ("rf", "rf_robust", "mlp", "cnn")
                for o in ("model", "metrics", "predictions")]
     bootstrap_project(project)
     try:
         with KedroSession.create(project_path=project, env="apitest") as session:
             session.run(pipeline_names=["data_processing", "training"],
-                        to_outputs=outputs + ["features", "spectrograms", "manifest"])
+                        to_outputs=outputs + ["features", "spectrograms", "manifest",
+                                              "degraded_features"])
     finally:
         while mlflow.active_run():  # never let this run leak into another test's session
             mlflow.end_run()

@@ -53,13 +53,14 @@ def signals(test_tracks) -> list[np.ndarray]:
 def test_health_and_models(client, api_data):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["env"] == "apitest"
-    assert health["models"] == ["cnn", "mlp", "rf"]
+    assert health["models"] == ["cnn", "mlp", "rf", "rf_robust"]
 
     body = client.get("/models").json()
     assert body["genres"] == GENRES
     rows = {m["name"]: m for m in body["models"]}
-    assert list(rows) == ["rf", "mlp", "cnn", "transfer"]
-    for name, file in (("rf", "rf.pkl"), ("mlp", "mlp.keras"), ("cnn", "cnn.keras")):
+    assert list(rows) == ["rf", "rf_robust", "mlp", "cnn", "transfer"]
+    for name, file in (("rf", "rf.pkl"), ("rf_robust", "rf_robust.pkl"), ("mlp", "mlp.keras"),
+                       ("cnn", "cnn.keras")):
         row = rows[name]
         newest = sorted((api_data / "06_models" / file).iterdir())[-1].name
         assert row["available"] and row["version"] == newest
@@ -67,7 +68,7 @@ def test_health_and_models(client, api_data):
                                     "metrics.json").read_text())
         assert row["metrics"]["accuracy"] == metrics["accuracy"]
         assert row["metrics"]["n_test"] == 10 and row["metrics_version"] == newest
-    best = max(("rf", "mlp", "cnn"), key=lambda n: rows[n]["metrics"]["accuracy"])
+    best = max(("rf", "rf_robust", "mlp", "cnn"), key=lambda n: rows[n]["metrics"]["accuracy"])
     assert rows[body["default_model"]]["metrics"]["accuracy"] == rows[best]["metrics"]["accuracy"]
     assert health["default_model"] == body["default_model"]
     assert rows[body["default_model"]]["default"]
@@ -87,10 +88,10 @@ def test_docs_offer_upload_and_model_choice(client):
     ref = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]
     form = schema["components"]["schemas"][ref["schema"]["$ref"].split("/")[-1]]
     assert form["properties"]["file"]["contentMediaType"] == "application/octet-stream"
-    assert form["properties"]["model"]["enum"] == ["rf", "mlp", "cnn", "transfer"]
+    assert form["properties"]["model"]["enum"] == ["rf", "rf_robust", "mlp", "cnn", "transfer"]
 
 
-@pytest.mark.parametrize("model", ["rf", "mlp", "cnn"])
+@pytest.mark.parametrize("model", ["rf", "rf_robust", "mlp", "cnn"])
 def test_predict_equals_the_pipeline_test_predictions(client, api_data, test_tracks, model):
     """Uploading a test-split file gives the probabilities the evaluation node computed."""
     predictions = pd.read_csv(latest(api_data / "07_model_output" / model /
@@ -124,6 +125,8 @@ def test_service_features_and_spectrograms_equal_the_pipeline(client, api_data, 
                                       "features.parquet")).set_index("track_id")
     rich = pd.read_parquet(latest(api_data / "04_feature" / "rich_features.parquet",
                                   "rich_features.parquet")).set_index("track_id")
+    degraded = pd.read_parquet(latest(api_data / "04_feature" / "degraded_features.parquet",
+                                      "degraded_features.parquet"))
     spec_dir = latest(api_data / "04_feature" / "spectrograms", "spectrograms")
     ids = json.loads((spec_dir / "track_ids.json").read_text())
     stored = np.load(spec_dir / "data.npy")
@@ -142,6 +145,13 @@ def test_service_features_and_spectrograms_equal_the_pipeline(client, api_data, 
         rich_row = rich.loc[track.track_id, columns].to_numpy(np.float64)
         np.testing.assert_array_equal(inference.INPUT_BUILDERS["rf"].build(y, params, rf).x,
                                       rich_row[None].astype(np.float32))
+        # rf_robust hears every upload through the 8 kHz chain: the degraded_features row
+        robust = client.app.state.service.models["rf_robust"].loaded
+        assert robust.model.input_spec_["degradation"] == "resample_8k"
+        low = degraded[degraded["degradation"] == "resample_8k"].set_index("track_id")
+        np.testing.assert_array_equal(
+            inference.INPUT_BUILDERS["rf_robust"].build(y, params, robust).x,
+            low.loc[track.track_id, columns].to_numpy(np.float64)[None].astype(np.float32))
         spec = inference.spectrogram_batch(y, params)
         assert spec.x.shape == (1, params.n_mels, params.n_frames)
         np.testing.assert_array_equal(spec.x[0], stored[ids.index(track.track_id)])
@@ -234,7 +244,8 @@ def test_bad_inputs(client, signals, upload_tmp, tmp_path, monkeypatch):
         (post(client, b"\x89PNG\r\n\x1a\n" + bytes(3000), "rf", "image.wav"), 415, "decode"),
         (post(client, encode(signals[0])[:44], "rf", "header-only.wav"), 415, "header-only"),
         (post(client, encode(signals[0][: 2 * SR]), "rf", "short.wav"), 422, "at least 3 s"),
-        (post(client, encode(signals[0]), "svm"), 422, "choose one of rf, mlp, cnn, transfer"),
+        (post(client, encode(signals[0]), "svm"), 422,
+         "choose one of rf, rf_robust, mlp, cnn, transfer"),
         (post(client, encode(signals[0]), "transfer"), 503,
          "kedro run --pipeline transfer --env apitest"),
         (post(client, encode(signals[0][: 4 * SR]), "rf", "../../escape.wav"), 200, None),
@@ -246,7 +257,7 @@ def test_bad_inputs(client, signals, upload_tmp, tmp_path, monkeypatch):
         assert response.headers["content-type"] == "application/json"
         if text:
             assert text in response.json()["error"], response.json()
-    assert cases[8][0].json()["choices"] == ["rf", "mlp", "cnn", "transfer"]
+    assert cases[8][0].json()["choices"] == ["rf", "rf_robust", "mlp", "cnn", "transfer"]
     assert not (tmp_path.parent.parent / "escape.wav").exists()  # the name is only a label
 
 

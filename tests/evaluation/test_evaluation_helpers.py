@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import signal
 
-from music_genre import evaluation
+from music_genre import audio, evaluation
 
 GENRES = ["blues", "classical", "jazz"]
 
@@ -152,16 +152,31 @@ def test_degradations_limit_the_band_and_keep_the_length():
     sr = 22050
     rng = np.random.default_rng(0)
     y = (0.1 * rng.standard_normal(sr * 3)).astype(np.float32)  # white noise: every band full
-    assert evaluation.degrade(y, sr, "full") is y
+    assert audio.degrade(y, sr, "full") is y
     for kind, cutoff in (("resample_16k", 8000), ("resample_8k", 4000)):
-        d = evaluation.degrade(y, sr, kind)
+        d = audio.degrade(y, sr, kind)
         assert d.shape == y.shape and d.dtype == np.float32
         above = _band_energy(d, sr, cutoff * 1.05, sr / 2) / _band_energy(y, sr, cutoff * 1.05,
                                                                          sr / 2)
         below = _band_energy(d, sr, 100, cutoff * 0.9) / _band_energy(y, sr, 100, cutoff * 0.9)
         assert above < 1e-3 and 0.9 < below < 1.1
-    mp3 = evaluation.degrade(y, sr, "mp3")
+    mp3 = audio.degrade(y, sr, "mp3")
     assert mp3.shape == y.shape and np.isfinite(mp3).all()
     assert 0.5 < np.std(mp3) / np.std(y) < 1.5
     with pytest.raises(ValueError, match="unknown degradation"):
-        evaluation.degrade(y, sr, "vinyl")
+        audio.degrade(y, sr, "vinyl")
+
+
+def test_chains_of_degradations_and_list_parameters():
+    sr = 22050
+    y = (0.1 * np.random.default_rng(1).standard_normal(sr * 2)).astype(np.float32)
+    np.testing.assert_array_equal(audio.degrade(y, sr, "mp3>resample_8k"),
+                                  audio.degrade(audio.degrade(y, sr, "mp3"), sr, "resample_8k"))
+    evaluation.check_chains(["full", "mp3", "resample_16k>resample_8k"], "where")
+    with pytest.raises(ValueError, match="augmentation.degradations: unknown degradation 'mp4'"):
+        evaluation.check_chains(["mp3", "mp4"], "params:augmentation.degradations")
+    with pytest.raises(ValueError, match="unknown degradation 'mp3>vinyl'"):
+        evaluation.check_chains(["mp3>vinyl"], "x")
+    assert evaluation.name_list("rf+cnn_segments") == ["rf", "cnn_segments"]
+    assert evaluation.name_list("full+mp3>resample_8k") == ["full", "mp3>resample_8k"]
+    assert evaluation.name_list(["a", "b"]) == ["a", "b"] and evaluation.name_list(None) == []

@@ -10,10 +10,15 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from sklearn.metrics import accuracy_score, f1_score
 
+from music_genre import audio
 from music_genre.datasets import SpectrogramSet
 from music_genre.pipelines.data_processing.nodes import split_tracks
 from music_genre.pipelines.ensemble.nodes import evaluate_ensemble
-from music_genre.pipelines.training.nodes import evaluate_model, train_model
+from music_genre.pipelines.training.nodes import (
+    augmented_training_set,
+    evaluate_model,
+    train_model,
+)
 from tests.helpers import PROJECT_ROOT, TINY, latest, make_project, run
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae",
@@ -39,13 +44,15 @@ def test_evaluate_cv_pipeline_on_tiny_demo_with_a_predefined_split(tmp_path):
     pd.DataFrame({"track_id": ids, "split": ["train", "val", "test"] * 10,
                   "fold": [0, 1, 2] * 10}).to_csv(csv, index=False)
     cv = {"n_splits": 3, "n_repeats": 1, "schemes": ["grouped", "predefined"],
-          "grouped": {"block_size": 1},
-          "run": ["rf_reference", "rf_rich", "cnn_segments"],
+          "grouped": {"block_size": 1}, "test_conditions": ["full", "resample_8k"],
+          "run": ["rf_reference", "rf_rich", "cnn_segments", "rf_augmented", "rf_robust"],
           "ensembles": {"ensemble_cv": ["rf_rich", "cnn_segments"], "missing": ["rf", "x"]},
           "variants": {"cnn_segments": {"overrides": {
               "epochs": 1, "filters": [4], "dense_units": 8, "batch_size": 8,
-              "segment": {"frames": 64, "crops_per_track": 2}}}}}
+              "segment": {"frames": 64, "crops_per_track": 2}}},
+              "rf_augmented": {"overrides": {"augment": ["resample_8k"]}}}}
     params = {**TINY, "split_csv": str(csv), "evaluate_cv": cv,
+              "augmentation": {"degradations": ["resample_8k"]},
               "rf": {**TINY["rf"], "pca_components": None}}
     run(project, "evaluate_cv", params=params)
     data = project / "data" / "demo"
@@ -56,6 +63,22 @@ def test_evaluate_cv_pipeline_on_tiny_demo_with_a_predefined_split(tmp_path):
     # the rich table starts with the reference 57, computed the same way
     np.testing.assert_allclose(rich.iloc[:, 2:59].to_numpy(), feats.iloc[:, 2:].to_numpy(),
                                rtol=1e-6, atol=1e-6)
+    # every track again as an 8 kHz recording: audio.degrade then the same rich features
+    degraded = pd.read_parquet(latest(data / "04_feature/degraded_features.parquet",
+                                      "degraded_features.parquet"))
+    assert degraded.shape == (30, 3 + 166) and set(degraded["degradation"]) == {"resample_8k"}
+    assert list(degraded.columns[3:]) == list(rich.columns[2:])
+    manifest = pd.read_csv(latest(data / "03_primary/manifest.csv", "manifest.csv"))
+    track = manifest[manifest["status"] == "ok"].iloc[4]
+    p = audio.ExtractionParams(duration_s=6.0)
+    y = audio.fix_length(audio.load_audio(track["path"], sr=p.sample_rate), p.n_samples)
+    expected = audio.rich_features(audio.degrade(y, p.sample_rate, "resample_8k"), p)
+    got = degraded.set_index("track_id").loc[track["track_id"]].iloc[2:].to_numpy(float)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    full = rich.set_index("track_id")
+    low = degraded.set_index("track_id").loc[full.index]
+    # nothing above 4 kHz is left: the 85 % rolloff falls below it on every track
+    assert (low["rolloff_mean"] < 4000).all() and (low["rolloff_mean"] < full["rolloff_mean"]).all()
 
     folds = pd.read_csv(latest(data / "05_model_input/cv_folds.csv", "cv_folds.csv"))
     assert set(folds["scheme"]) == {"grouped", "predefined"}
@@ -65,8 +88,20 @@ def test_evaluate_cv_pipeline_on_tiny_demo_with_a_predefined_split(tmp_path):
     fm = pd.read_csv(latest(data / "08_reporting/cv/fold_metrics.csv", "fold_metrics.csv"))
     oof = pd.read_csv(latest(data / "07_model_output/cv/out_of_fold_predictions.csv",
                              "out_of_fold_predictions.csv"))
-    assert set(fm["model"]) == {"rf_reference", "rf_rich", "cnn_segments", "ensemble_cv"}
-    assert len(fm) == 4 * 2 * 3  # 4 variants × 2 schemes × 3 folds
+    scored_8k = {"rf_reference@resample_8k", "rf_rich@resample_8k", "rf_augmented@resample_8k",
+                 "rf_robust@resample_8k"}
+    assert set(fm["model"]) == {"rf_reference", "rf_rich", "cnn_segments", "rf_augmented",
+                                "rf_robust", "ensemble_cv"} | scored_8k  # no cnn@: no degraded
+    assert len(fm) == 10 * 2 * 3  # 10 rows per fold × 2 schemes × 3 folds
+    # rf_robust hears everything through the 8 kHz chain: an 8 kHz recording changes nothing
+    a = oof[oof["model"] == "rf_robust"].set_index(["scheme", "fold", "track_id"])[GENRES]
+    b = oof[oof["model"] == "rf_robust@resample_8k"].set_index(["scheme", "fold", "track_id"])
+    np.testing.assert_array_equal(a.to_numpy(), b.loc[a.index, GENRES].to_numpy())
+    # same fold, same model: the 8 kHz row scores the test tracks' degraded copies
+    for name in ("rf_rich", "rf_augmented"):
+        a = oof[oof["model"] == name].set_index(["scheme", "fold", "track_id"])
+        b = oof[oof["model"] == f"{name}@resample_8k"].set_index(["scheme", "fold", "track_id"])
+        assert sorted(a.index) == sorted(b.index)
     # fold metrics recomputed independently from the out-of-fold predictions
     for (model, scheme, fold), part in oof.groupby(["model", "scheme", "fold"]):
         row = fm[(fm["model"] == model) & (fm["scheme"] == scheme) & (fm["fold"] == fold)]
@@ -82,7 +117,7 @@ def test_evaluate_cv_pipeline_on_tiny_demo_with_a_predefined_split(tmp_path):
     np.testing.assert_allclose(ens.to_numpy(), ((members[0] + members[1]) / 2).loc[ens.index])
 
     summary = pd.read_csv(latest(data / "08_reporting/cv/summary.csv", "summary.csv"))
-    assert len(summary) == 4 * 2 and (summary["n_tracks"] == 30).all()
+    assert len(summary) == 10 * 2 and (summary["n_tracks"] == 30).all()
     assert (summary["accuracy_ci95_low"] <= summary["accuracy_pooled"]).all()
     assert (summary["accuracy_pooled"] <= summary["accuracy_ci95_high"]).all()
     md = latest(data / "08_reporting/cv/summary.md", "summary.md").read_text()
@@ -177,3 +212,65 @@ def test_ensemble_is_a_model_of_the_default_run_and_the_comparison():
     assert "ensemble.metrics" in pipelines["reporting"].inputs()
     assert "rich_features" in pipelines["data_processing"].all_outputs()
     assert "evaluate_cv" in pipelines and "cv_summary" not in default.all_outputs()
+
+
+def test_augmentation_learns_from_degraded_copies_of_training_tracks_only():
+    ids = [f"{g}.{i:05d}" for g in GENRES[:2] for i in range(5)]
+    genre = [i.split(".")[0] for i in ids]
+    table = pd.DataFrame({"track_id": ids, "genre": genre, "a": np.arange(10.0),
+                          "b": np.arange(10.0) * 2})
+    # degraded rows carry recognisable values: 100 + track (mp3), 200 + track (resample_8k)
+    degraded = pd.concat([table.assign(degradation=kind, a=table["a"] + off, b=-1.0)
+                          for kind, off in (("mp3", 100), ("resample_8k", 200))])
+    split = pd.DataFrame({"track_id": ids, "genre": genre,
+                          "split": (["train"] * 3 + ["val", "test"]) * 2})
+    train = split[split["split"] == "train"]["track_id"].to_numpy()
+    y = np.array([GENRES.index(g) for g in split[split["split"] == "train"]["genre"]])
+    params = {"name": "rf", "kind": "random_forest", "augment": ["mp3", "resample_8k"],
+              "random_forest": {"n_estimators": 5, "n_jobs": 1}}
+    x0 = table.set_index("track_id").loc[train, ["a", "b"]].to_numpy(np.float32)
+    x, y_aug = augmented_training_set(x0, y, train, degraded, params, ["a", "b"])
+    assert x.shape == (18, 2) and list(y_aug) == list(y) * 3
+    positions = [ids.index(t) for t in train]
+    assert sorted(x[:, 0]) == sorted([p + off for off in (0, 100, 200) for p in positions])
+    # nothing of a validation or test track: 3, 4, 8, 9 (+100, +200) never appear
+    assert not set(x[:, 0]) & {p + off for p in (3, 4, 8, 9) for off in (0, 100, 200)}
+    model, info = train_model(table, split, params, GENRES, 0, degraded)
+    assert info["n_train"] == 18
+    assert train_model(table, split, {**params, "augment": []}, GENRES, 0)[1]["n_train"] == 6
+
+    with pytest.raises(ValueError,
+                       match="rf.augment needs the 'resample_16k'.*augmentation.degradations"):
+        augmented_training_set(x0, y, train, degraded, {**params, "augment": ["resample_16k"]},
+                               ["a", "b"])
+    with pytest.raises(ValueError, match="augmentation.degradations"):
+        train_model(table, split, params, GENRES, 0)  # no degraded table given
+    with pytest.raises(ValueError, match="lowpass"):
+        augmented_training_set(x0, y, train, degraded, params, None)  # a spectrogram model
+
+
+def test_a_band_limited_model_reads_and_is_evaluated_on_its_chain_copy():
+    ids = [f"{g}.{i:05d}" for g in GENRES[:2] for i in range(5)]
+    genre = [i.split(".")[0] for i in ids]
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"track_id": ids, "genre": genre, "a": rng.normal(size=10),
+                          "b": rng.normal(size=10)})
+    low = table.assign(degradation="resample_8k", a=[0.0 if g == GENRES[0] else 1.0
+                                                      for g in genre], b=0.0)
+    degraded = pd.concat([low, table.assign(degradation="mp3")])
+    split = pd.DataFrame({"track_id": ids, "genre": genre,
+                          "split": (["train"] * 3 + ["val", "test"]) * 2})
+    params = {"name": "rf_robust", "kind": "random_forest", "input_degradation": "resample_8k",
+              "random_forest": {"n_estimators": 5, "n_jobs": 1}}
+    model, info = train_model(table, split, params, GENRES, 0, degraded)
+    assert model.input_spec_["degradation"] == "resample_8k"  # what the service applies
+    # trained on the chain copy: feature a alone separates the genres there
+    assert model.named_steps["forest"].feature_importances_[0] == pytest.approx(1.0)
+    metrics, _, predictions, _, _ = evaluate_model(model, table, split, info, params, GENRES,
+                                                   degraded)
+    assert metrics["accuracy"] == 1.0 and metrics["n_test"] == 2
+    with pytest.raises(ValueError, match="'resample_16k'.*augmentation.degradations"):
+        train_model(table, split, {**params, "input_degradation": "resample_16k"}, GENRES, 0,
+                    degraded)
+    with pytest.raises(ValueError, match="only scikit-learn models"):
+        train_model(table, split, {**params, "kind": "keras_mlp"}, GENRES, 0, degraded)

@@ -95,3 +95,33 @@ def test_segment_model_trains_on_windows_and_averages_them_per_track(spec):
                             y[4:], n_classes=2, seed=0)
     assert whole.input_shape[1:] == (8, 100, 1)
     assert training.predict_proba(whole, (spec, np.array([5, 0])), 2).shape == (2, 2)
+
+
+def test_service_averages_a_segment_cnn_over_windows_like_the_evaluation(spec):
+    """The prediction service feeds a segment CNN the windows ``predict_proba`` cuts from the
+    stored spectrograms, and a long upload is the mean over its 30 s (here 6 s) windows."""
+    from music_genre import audio, inference
+
+    params = audio.ExtractionParams(duration_s=6.0)
+    rng = np.random.default_rng(1)
+    sr = params.sample_rate
+    signal = (0.3 * np.sin(2 * np.pi * 440 * np.arange(12 * sr) / sr)
+              + 0.05 * rng.standard_normal(12 * sr)).astype(np.float32)
+    batch = inference.spectrogram_batch(signal, params)  # two 6 s windows, float16 as stored
+    assert batch.x.shape == (2, params.n_mels, params.n_frames)
+    stored = SpectrogramSet(np.array(["a", "b"]), batch.x)
+    y = np.array([0, 1])
+    seg = {**TINY_CNN, "segment": {"frames": 40, "crops_per_track": 2}}
+    model, _ = training.fit(seg, (stored, np.arange(2)), y, (stored, np.arange(2)), y,
+                            n_classes=2, seed=0)
+    assert model.input_shape[2] == 40 < params.n_frames
+    expected = training.predict_proba(model, (stored, np.arange(2)), 2)  # the evaluation node
+    np.testing.assert_allclose(
+        training.predict_segments(model, batch.x.astype(np.float32)[..., None]), expected,
+        rtol=1e-5, atol=1e-6)
+    loaded = inference.LoadedModel("cnn", model)
+    pred = inference.predict_signal(signal, loaded, params, ["a", "b"])
+    assert pred.n_windows == 2
+    np.testing.assert_allclose(pred.window_probabilities, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(list(pred.probabilities.values()), expected.mean(axis=0),
+                               rtol=1e-5, atol=1e-6)

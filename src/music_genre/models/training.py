@@ -240,6 +240,21 @@ def fit(params: dict[str, Any], train_input, y_train: np.ndarray, val_input, y_v
     return model, info
 
 
+def predict_segments(model, x: np.ndarray, hop: int | None = None) -> np.ndarray:
+    """Probabilities of in-memory spectrograms ``x`` (n, n_mels, n_frames, 1) for any CNN: a
+    segment model (input narrower than ``n_frames``) sees every half-overlapping window of each
+    spectrogram (:func:`window_starts`, as :func:`predict_proba` cuts the stored ones) and each
+    spectrogram gets the mean of its windows' probabilities; a whole-track model sees ``x``."""
+    window = model.input_shape[2]
+    n_frames = x.shape[2]
+    if window is None or window >= n_frames:
+        return np.asarray(model.predict_on_batch(x))
+    starts = window_starts(n_frames, int(window), int(hop or max(1, window // 2)))
+    crops = np.stack([x[:, :, s : s + window] for s in starts], axis=1)  # (n, windows, ...)
+    proba = np.asarray(model.predict_on_batch(crops.reshape(-1, *crops.shape[2:])))
+    return proba.reshape(len(x), len(starts), -1).mean(axis=1)
+
+
 def predict_proba(model, model_input, n_classes: int, batch_size: int = 32) -> np.ndarray:
     """Class probabilities (n, n_classes) for any model kind."""
     if isinstance(model_input, tuple):  # spectrograms: (set, indices)

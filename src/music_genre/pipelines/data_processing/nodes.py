@@ -16,7 +16,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from music_genre import __version__, audio, distributed
+from music_genre import __version__, audio, distributed, evaluation
 from music_genre.datasets import SpectrogramSet, TrackCache
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,9 @@ def extract_tracks(
     progress = tqdm(total=len(todo), desc="extract features+spectrograms", unit="track",
                     disable=not execution.get("progress", True) or not todo)
     new_entries: dict[str, dict[str, Any]] = {}
+    if todo and (len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1
+                 or distributed.scheduler_of(execution) == "dask"):
+        audio.warm_up(params)  # fill the numba cache before workers start (no compile race)
     if distributed.scheduler_of(execution) == "dask" and todo:
         # a Dask cluster (execution.dask.address, or a LocalCluster): see music_genre.distributed
         results = distributed.map_on_dask(_analyse_one, [p for _, p in todo],
@@ -227,16 +230,74 @@ def split_tracks(
     return out
 
 
-def _rich_one(path: str, params: audio.ExtractionParams, segment_s: float) -> dict[str, Any]:
+def _rich_one(path: str, params: audio.ExtractionParams, segment_s: float,
+              degradation: str = "full") -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     try:
         y = audio.fix_length(audio.load_audio(path, sr=params.sample_rate), params.n_samples)
         with threadpool_limits(1):  # one BLAS thread: bit-identical wherever it runs (service)
+            y = audio.degrade(y, params.sample_rate, degradation)
             rich = audio.rich_features(y, params, segment_s)
         return {"status": np.array("ok"), "rich": rich}
     except Exception as exc:  # assemble_dataset already reported undecodable files
         return {"status": np.array("excluded"), "reason": np.array(f"{path}: {exc!r}")}
+
+
+def _rich_tables(manifest: pd.DataFrame, previous_cache: TrackCache, extraction: dict[str, Any],
+                 rich: dict[str, Any], execution: dict[str, Any], degradations: list[str],
+                 what: str) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
+    """Rich features of every usable track as it is (``full``) or after each real-world chain in
+    ``degradations``, cached per track and chain. Returns the new cache entries and one table
+    (``track_id``, ``genre``, feature columns) per chain."""
+    params = audio.ExtractionParams.from_dict(extraction)
+    segment_s = float(rich.get("segment_s", 3.0) or 0.0)
+    ok = manifest[manifest["status"] == "ok"]
+    paths = ok["path"].astype(str).to_numpy()
+    base_tag = {"rich": rich, "version": __version__}
+    jobs = []  # (chain, key, path) for every track of every chain
+    for kind in degradations:
+        tag = json.dumps(base_tag if kind == "full" else {**base_tag, "degradation": kind},
+                         sort_keys=True)
+        jobs += [(kind, hashlib.sha1((_cache_key(p, params) + tag).encode()).hexdigest()[:20], p)
+                 for p in paths]
+    todo = [(kind, k, p) for kind, k, p in jobs if k not in previous_cache]
+    logger.info("%s: %d track analyses, %d cached, %d to compute", what, len(jobs),
+                len(jobs) - len(todo), len(todo))
+    n_jobs = int(execution.get("n_jobs", -1))
+    progress = tqdm(total=len(todo), desc=what, unit="track",
+                    disable=not execution.get("progress", True) or not todo)
+    if len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1:
+        audio.warm_up(params)  # fill the numba cache before workers start (no compile race)
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_rich_one)(p, params, segment_s, kind) for kind, _, p in todo)
+    else:
+        results = (_rich_one(p, params, segment_s, kind) for kind, _, p in todo)
+    new_entries = {}
+    for (_, key, _), result in zip(todo, results):
+        new_entries[key] = result
+        progress.update()
+    progress.close()
+    names = audio.rich_feature_names(params, segment_s)
+    tables = {}
+    for i, kind in enumerate(degradations):
+        rows, ids, genres = [], [], []
+        chain = jobs[i * len(paths) : (i + 1) * len(paths)]
+        for (_, key, _), tid, genre in zip(chain, ok["track_id"].astype(str),
+                                           ok["genre"].astype(str)):
+            entry = new_entries[key] if key in new_entries else previous_cache[key]
+            if str(entry["status"]) != "ok":
+                logger.warning("%s: %s left out (%s)", what, tid, str(entry["reason"]))
+                continue
+            rows.append(entry["rich"])
+            ids.append(tid)
+            genres.append(genre)
+        table = pd.DataFrame(np.vstack(rows) if rows else np.zeros((0, len(names))),
+                             columns=names)
+        table.insert(0, "genre", genres)
+        table.insert(0, "track_id", ids)
+        tables[kind] = table
+    return new_entries, tables
 
 
 def extract_rich_features(
@@ -251,33 +312,37 @@ def extract_rich_features(
 
     Returns the new cache entries and the table (``track_id``, ``genre``, feature columns).
     """
+    new_entries, tables = _rich_tables(manifest, previous_cache, extraction, rich, execution,
+                                       ["full"], "rich features")
+    return new_entries, tables["full"]
+
+
+def extract_degraded_features(
+    manifest: pd.DataFrame,
+    previous_cache: TrackCache,
+    extraction: dict[str, Any],
+    rich: dict[str, Any],
+    augmentation: dict[str, Any],
+    execution: dict[str, Any],
+) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
+    """The rich features of every usable track after each real-world chain listed in
+    ``augmentation.degradations`` (``audio.degrade``: resampled through 16 or 8 kHz, MP3, or
+    chains such as ``mp3>resample_8k``), as users' recordings arrive. Models add the rows of
+    their *training* tracks to their training set (``<model>.augment``) or read one chain
+    instead of the original (``<model>.input_degradation``); ``evaluate_cv`` also scores test
+    folds on them (robustness).
+
+    Returns the new cache entries and one long table: ``track_id``, ``genre``, ``degradation``,
+    then the rich feature columns (empty when no chain is listed).
+    """
+    kinds = list(dict.fromkeys(evaluation.name_list(augmentation.get("degradations"))))
+    evaluation.check_chains(kinds, "params:augmentation.degradations")
+    new_entries, tables = _rich_tables(manifest, previous_cache, extraction, rich, execution,
+                                       kinds, "degraded features")
     params = audio.ExtractionParams.from_dict(extraction)
-    segment_s = float(rich.get("segment_s", 3.0) or 0.0)
-    ok = manifest[manifest["status"] == "ok"]
-    paths = ok["path"].astype(str).to_numpy()
-    tag = json.dumps({"rich": rich, "version": __version__}, sort_keys=True)
-    keys = [hashlib.sha1((_cache_key(p, params) + tag).encode()).hexdigest()[:20] for p in paths]
-    todo = [(k, p) for k, p in zip(keys, paths) if k not in previous_cache]
-    logger.info("Rich features: %d tracks, %d cached, %d to analyse",
-                len(paths), len(paths) - len(todo), len(todo))
-    n_jobs = int(execution.get("n_jobs", -1))
-    if len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1:
-        results = Parallel(n_jobs=n_jobs)(delayed(_rich_one)(p, params, segment_s)
-                                          for _, p in todo)
-    else:
-        results = [_rich_one(p, params, segment_s) for _, p in todo]
-    new_entries = {k: r for (k, _), r in zip(todo, results)}
-    rows, ids, genres = [], [], []
-    for key, tid, genre in zip(keys, ok["track_id"].astype(str), ok["genre"].astype(str)):
-        entry = new_entries[key] if key in new_entries else previous_cache[key]
-        if str(entry["status"]) != "ok":
-            logger.warning("Rich features: %s left out (%s)", tid, str(entry["reason"]))
-            continue
-        rows.append(entry["rich"])
-        ids.append(tid)
-        genres.append(genre)
-    names = audio.rich_feature_names(params, segment_s)
-    table = pd.DataFrame(np.vstack(rows) if rows else np.zeros((0, len(names))), columns=names)
-    table.insert(0, "genre", genres)
-    table.insert(0, "track_id", ids)
+    names = audio.rich_feature_names(params, float(rich.get("segment_s", 3.0) or 0.0))
+    frames = [t.assign(degradation=kind) for kind, t in tables.items()]
+    columns = ["track_id", "genre", "degradation", *names]
+    table = (pd.concat(frames, ignore_index=True)[columns] if frames
+             else pd.DataFrame(columns=columns))
     return new_entries, table

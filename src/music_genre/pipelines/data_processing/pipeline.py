@@ -2,6 +2,7 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     assemble_dataset,
+    extract_degraded_features,
     extract_rich_features,
     extract_tracks,
     probe_tracks,
@@ -28,5 +29,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["manifest", "rich_cache_previous", "params:extraction", "params:rich_features",
                   "params:execution"],
                  ["rich_cache", "rich_features"], name="extract_rich_features"),
+            # the same after 16/8 kHz resampling or MP3 (params:augmentation.degradations):
+            # robustness training rows for rf/mlp, robustness scoring in evaluate_cv
+            Node(extract_degraded_features,
+                 ["manifest", "degraded_cache_previous", "params:extraction",
+                  "params:rich_features", "params:augmentation", "params:execution"],
+                 ["degraded_cache", "degraded_features"], name="extract_degraded_features"),
         ]
     )

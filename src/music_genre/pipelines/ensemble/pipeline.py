@@ -11,8 +11,9 @@ from music_genre.pipelines.training import MODELS
 
 from .nodes import evaluate_ensemble
 
-# the template models and the MusiCNN transfer model (its own pipeline package)
-ENSEMBLE_MODELS = [*MODELS, "transfer"]
+# the full-band template models and the MusiCNN transfer model (its own pipeline package);
+# rf_robust is the band-limited twin of rf, not a different opinion worth averaging
+ENSEMBLE_MODELS = [m for m in MODELS if m != "rf_robust"] + ["transfer"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -23,10 +23,14 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
 from music_genre import evaluation  # noqa: E402
+from music_genre.datasets import SpectrogramSet  # noqa: E402
 from music_genre.models import training  # noqa: E402
 from music_genre.pipelines.training.nodes import (  # noqa: E402
+    augmented_training_set,
     classification_metrics,
+    degraded_rows,
     input_columns,
+    input_table,
 )
 
 logger = logging.getLogger(__name__)
@@ -72,23 +76,40 @@ def variant_params(name: str, cv: dict[str, Any], live: dict[str, dict[str, Any]
     return params
 
 
+def _condition_chain(condition: str, input_chain: str | None) -> str:
+    """The chain a model's test rows go through: the user's (``condition``), then the model's own
+    band limit (``input_degradation``), as the service would apply it."""
+    if not input_chain:
+        return condition
+    return input_chain if condition in ("full", input_chain) else f"{condition}>{input_chain}"
+
+
 def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, spectrograms,
-                          folds: pd.DataFrame, cv: dict[str, Any], rf: dict, mlp: dict,
-                          cnn: dict, genres: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          degraded: pd.DataFrame, folds: pd.DataFrame, cv: dict[str, Any],
+                          rf: dict, rf_robust: dict, mlp: dict, cnn: dict,
+                          genres: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and score every variant in ``evaluate_cv.run`` on every fold.
 
     Returns per-fold metrics and the out-of-fold probabilities (one row per scheme, repeat and
     test track, per variant), from which the summary and the CV ensembles are computed.
+
+    A variant whose block has ``augment`` also learns from those degraded copies of its training
+    tracks (never of the test fold); one with ``input_degradation`` reads that copy of every
+    track. Every ``evaluate_cv.test_conditions`` other than ``full`` scores the same fold's model
+    on the test tracks after that chain (then the model's own ``input_degradation``, as the
+    service applies it), reported as ``<variant>@<condition>``: the accuracy a user sending such
+    audio gets. Feature-table variants only: there are no degraded spectrograms.
     """
     inputs = {"features": features, "rich_features": rich_features,
               "spectrograms": spectrograms}
-    live = {"rf": rf, "mlp": mlp, "cnn": cnn}
+    conditions = evaluation.name_list(cv.get("test_conditions")) or ["full"]
+    evaluation.check_chains(conditions, "evaluate_cv.test_conditions")
+    live = {"rf": rf, "rf_robust": rf_robust, "mlp": mlp, "cnn": cnn}
     index = {g: i for i, g in enumerate(genres)}
     seed = int(cv.get("seed", 0))
     metric_rows, oof_frames = [], []
-    run = cv.get("run", [])
-    if isinstance(run, str):  # from the command line: --params "evaluate_cv.run=rf+cnn_segments"
-        run = [r for r in run.replace(",", "+").split("+") if r.strip()]
+    # from the command line as one string: --params "evaluate_cv.run=rf+cnn_segments"
+    run = evaluation.name_list(cv.get("run"))
     for name in run:
         if name not in cv["variants"]:
             raise ValueError(f"evaluate_cv.run lists '{name}', which is not in "
@@ -99,7 +120,15 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
             raise ValueError(f"evaluate_cv.variants.{name}.input: '{source}' is not one of "
                              f"{sorted(inputs)}")
         params = variant_params(name, cv, live)
-        data = inputs[source]
+        data = input_table(inputs[source], degraded, params)  # or its band-limited copy
+        if not isinstance(data, SpectrogramSet):  # the test rows of every condition, up front
+            where = f"evaluate_cv.test_conditions (variant {name})"
+            chains = {c: _condition_chain(c, params.get("input_degradation"))
+                      for c in conditions}
+            tests = {c: inputs[source] if chain == "full" else degraded_rows(degraded, chain, where)
+                     for c, chain in chains.items()}
+        else:  # no degraded spectrograms: the CNN is scored on full-band audio only
+            tests = {"full": data}
         max_repeats = int(spec.get("n_repeats", cv["n_repeats"]))
         parts = folds[folds["repeat"] < max_repeats]
         for (scheme, r), part in parts.groupby(["scheme", "repeat"], sort=False):
@@ -112,28 +141,26 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
                                                                 ("test", test))}
                 start = time.perf_counter()
                 cols = input_columns(data, params)  # the model's feature_columns, as trained
+                x_train, y_train = augmented_training_set(
+                    training.select(data, train, cols), y["train"], train, degraded, params, cols)
                 model, info = training.fit(
-                    {**params, "verbose": 0}, training.select(data, train, cols), y["train"],
+                    {**params, "verbose": 0}, x_train, y_train,
                     training.select(data, val, cols), y["val"], n_classes=len(genres),
                     seed=seed + 100 * r + k)
                 train_s = time.perf_counter() - start
-                proba = training.predict_proba(model, training.select(data, test, cols),
-                                               len(genres))
-                m = classification_metrics(y["test"], proba, genres)
-                metric_rows.append({"model": name, "scheme": scheme, "repeat": r, "fold": k,
-                                    "accuracy": m["accuracy"],
-                                    "f1_macro": _fold_f1(y["test"], proba),
-                                    "n_train": len(train), "n_val": len(val),
-                                    "n_test": len(test), "epochs_run": info.get("epochs_run"),
-                                    "train_seconds": train_s})
-                oof = pd.DataFrame(proba, columns=genres)
-                oof.insert(0, "predicted", [genres[i] for i in proba.argmax(axis=1)])
-                oof.insert(0, "genre", [genres[i] for i in y["test"]])
-                oof.insert(0, "track_id", test)
-                for col, val_ in (("fold", k), ("repeat", r), ("scheme", scheme),
-                                  ("model", name)):
-                    oof.insert(0, col, val_)
-                oof_frames.append(oof)
+                for condition, test_data in tests.items():
+                    proba = training.predict_proba(model, training.select(test_data, test, cols),
+                                                   len(genres))
+                    label = name if condition == "full" else f"{name}@{condition}"
+                    metric_rows.append({"model": label, "scheme": scheme, "repeat": r, "fold": k,
+                                        "accuracy": float(np.mean(proba.argmax(1) == y["test"])),
+                                        "f1_macro": _fold_f1(y["test"], proba),
+                                        "n_train": len(train), "n_val": len(val),
+                                        "n_test": len(test),
+                                        "epochs_run": info.get("epochs_run"),
+                                        "train_seconds": train_s})
+                    oof_frames.append(_oof_frame(proba, y["test"], test, genres,
+                                                 label, scheme, r, k))
                 _free(model)
             done = [row["accuracy"] for row in metric_rows
                     if row["model"] == name and row["scheme"] == scheme and row["repeat"] == r]
@@ -142,6 +169,17 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
     if not metric_rows:
         raise ValueError("evaluate_cv.run is empty: list the variants to cross-validate")
     return pd.DataFrame(metric_rows), pd.concat(oof_frames, ignore_index=True)
+
+
+def _oof_frame(proba: np.ndarray, y_test: np.ndarray, test: np.ndarray, genres: list[str],
+               model: str, scheme: str, repeat: int, fold: int) -> pd.DataFrame:
+    oof = pd.DataFrame(proba, columns=genres)
+    oof.insert(0, "predicted", [genres[i] for i in proba.argmax(axis=1)])
+    oof.insert(0, "genre", [genres[i] for i in y_test])
+    oof.insert(0, "track_id", test)
+    for col, value in (("fold", fold), ("repeat", repeat), ("scheme", scheme), ("model", model)):
+        oof.insert(0, col, value)
+    return oof
 
 
 def _fold_f1(y_true: np.ndarray, proba: np.ndarray) -> float:

@@ -1,5 +1,5 @@
 """Model training and evaluation: one template, one namespace per model."""
 
-from .pipeline import MODELS, create_pipeline, model_pipeline, template
+from .pipeline import AUGMENTABLE, MODELS, create_pipeline, model_pipeline, template
 
-__all__ = ["MODELS", "create_pipeline", "model_pipeline", "template"]
+__all__ = ["AUGMENTABLE", "MODELS", "create_pipeline", "model_pipeline", "template"]

@@ -56,22 +56,82 @@ def input_columns(model_input, params: dict[str, Any]) -> list[str] | None:
                      "use all, reference or a list of column names")
 
 
+def degraded_rows(degraded: pd.DataFrame | None, chain: str, where: str) -> pd.DataFrame:
+    """The rows of chain ``chain`` of the ``degraded_features`` table (``track_id``, ``genre``,
+    feature columns), or an error naming ``where`` and the parameter that computes them."""
+    available = set() if degraded is None else set(degraded["degradation"].astype(str))
+    if chain not in available:
+        raise ValueError(f"{where} needs the '{chain}' copies, but the degraded_features table has "
+                         f"{sorted(available) or 'none'}: add '{chain}' to "
+                         "params:augmentation.degradations (data processing computes them)")
+    part = degraded[degraded["degradation"].astype(str) == chain]
+    return part.drop(columns="degradation").reset_index(drop=True)
+
+
+def input_table(model_input, degraded: pd.DataFrame | None, params: dict[str, Any]):
+    """What the model reads: ``model_input``, or with ``params['input_degradation']`` (e.g.
+    ``resample_8k``) every track as it sounds after that chain, which the service applies to
+    every upload too: a band every recording still has, so 16 kHz, 8 kHz and MP3 uploads look
+    like the training data (``evaluate_cv`` measures the trade-off)."""
+    chain = params.get("input_degradation")
+    if not chain:
+        return model_input
+    name = params.get("name", params["kind"])
+    if isinstance(model_input, SpectrogramSet) or params["kind"] not in training.SKLEARN_KINDS:
+        raise ValueError(f"params:{name}.input_degradation: only scikit-learn models on feature "
+                         f"tables ({sorted(training.SKLEARN_KINDS)}) carry it to the service; "
+                         f"set it to null for kind '{params['kind']}'")
+    return degraded_rows(degraded, str(chain), f"params:{name}.input_degradation")
+
+
+def augmented_training_set(x_train: np.ndarray, y_train: np.ndarray, train_ids: np.ndarray,
+                           degraded: pd.DataFrame | None, params: dict[str, Any],
+                           columns: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``x_train`` plus the rows of the same training tracks after each chain in
+    ``params['augment']`` (e.g. ``[resample_16k, resample_8k, mp3]``), with the same labels.
+
+    Only training tracks are copied, so nothing of a validation or test track is learnt from.
+    """
+    kinds = list(params.get("augment") or [])
+    if not kinds:
+        return x_train, y_train
+    name = params.get("name", params["kind"])
+    if columns is None:
+        raise ValueError(f"params:{name}.augment: degraded copies exist for feature tables only; "
+                         "spectrogram models have `lowpass` (params:cnn.lowpass)")
+    xs, ys = [x_train], [y_train]
+    for kind in kinds:
+        part = degraded_rows(degraded, kind, f"params:{name}.augment")
+        xs.append(training.select(part, train_ids, columns))
+        ys.append(y_train)
+    logger.info("%s: %d training tracks + their %s copies = %d rows", name, len(y_train),
+                "/".join(kinds), sum(len(y) for y in ys))
+    return np.vstack(xs), np.concatenate(ys)
+
+
 def train_model(model_input, split: pd.DataFrame, params: dict[str, Any], genres: list[str],
-                seed: int) -> tuple[Any, dict[str, Any]]:
-    """Fit the model on the training split, early-stopping on the validation split."""
+                seed: int, degraded: pd.DataFrame | None = None) -> tuple[Any, dict[str, Any]]:
+    """Fit the model on the training split (plus degraded copies of its tracks when
+    ``params['augment']`` lists chains of ``degraded``), early-stopping on the validation split.
+    """
     train_ids, y_train = _labels(split, "train", genres)
     val_ids, y_val = _labels(split, "val", genres)
     if not len(train_ids):
         raise ValueError("the split has no training tracks")
-    columns = input_columns(model_input, params)
-    model, info = training.fit(params, training.select(model_input, train_ids, columns), y_train,
-                               training.select(model_input, val_ids, columns), y_val,
+    table = input_table(model_input, degraded, params)
+    columns = input_columns(table, params)
+    x_train, y_fit = augmented_training_set(
+        training.select(table, train_ids, columns), y_train, train_ids, degraded, params,
+        columns)
+    model, info = training.fit(params, x_train, y_fit,
+                               training.select(table, val_ids, columns), y_val,
                                n_classes=len(genres), seed=int(params.get("seed", seed)))
     if columns is not None and hasattr(model, "predict_proba"):
         # what the service must compute for this model: the columns, in order, and how
         # (scikit-learn models are pickled with it; Keras table models read the reference 57)
         model.input_spec_ = {"columns": columns,
-                             "rich_segment_s": params.get("rich_segment_s")}
+                             "rich_segment_s": params.get("rich_segment_s"),
+                             "degradation": params.get("input_degradation")}
     if columns is not None:
         info["n_features"] = len(columns)
     return model, info
@@ -166,10 +226,12 @@ def test_reports(name: str, kind: str, proba: np.ndarray, y_test: np.ndarray,
 
 
 def evaluate_model(model, model_input, split: pd.DataFrame, train_info: dict[str, Any],
-                   params: dict[str, Any], genres: list[str]):
+                   params: dict[str, Any], genres: list[str],
+                   degraded: pd.DataFrame | None = None):
     """Test-split metrics, per-genre table, confusion matrix, training curves, predictions."""
     test_ids, y_test = _labels(split, "test", genres)
-    x_test = training.select(model_input, test_ids, input_columns(model_input, params))
+    table = input_table(model_input, degraded, params)
+    x_test = training.select(table, test_ids, input_columns(table, params))
     start = time.perf_counter()
     proba = training.predict_proba(model, x_test, len(genres))
     infer_s = time.perf_counter() - start

@@ -13,27 +13,38 @@ from .nodes import evaluate_model, train_model
 # model namespace → the dataset it learns from
 # (rf reads the rich table, 57 + 109 columns: +10 points in CV on real audio, README "Honest
 # evaluation"; `kedro run --env reference` makes it read the reference's 57 of them)
-MODELS = {"rf": "rich_features", "mlp": "features", "cnn": "spectrograms"}
+# (rf_robust: the same forest on the band-limited copy of every track, params:rf_robust)
+MODELS = {"rf": "rich_features", "rf_robust": "rich_features", "mlp": "features",
+          "cnn": "spectrograms"}
+# models on feature tables can learn from degraded copies of their training tracks or read a
+# band-limited copy of every track (params:<model>.augment / .input_degradation; the
+# `degraded_features` table of data processing)
+AUGMENTABLE = {"rich_features", "features"}
 
 
-def template(params: str = "params:model") -> Pipeline:
+def template(params: str = "params:model", augmentable: bool = False) -> Pipeline:
     """train → evaluate; ``params`` names the model's parameter block (a ``params:`` entry, or
-    a dataset such as the tuning pipelines' best parameters)."""
+    a dataset such as the tuning pipelines' best parameters). ``augmentable``: training and
+    evaluation also read ``degraded`` (the copies ``augment`` / ``input_degradation`` ask for)."""
+    train_inputs = ["model_input", "split", params, "params:genres", "params:seed"]
     return Pipeline([
-        Node(train_model, ["model_input", "split", params, "params:genres", "params:seed"],
+        Node(train_model, train_inputs + (["degraded"] if augmentable else []),
              ["model", "train_info"], name="train_model"),
         Node(evaluate_model,
-             ["model", "model_input", "split", "train_info", params, "params:genres"],
+             ["model", "model_input", "split", "train_info", params, "params:genres"]
+             + (["degraded"] if augmentable else []),
              ["metrics", "per_genre", "predictions", "confusion_matrix", "training_curves"],
              name="evaluate_model"),
     ])
 
 
 def model_pipeline(name: str, model_input: str) -> Pipeline:
+    augmentable = model_input in AUGMENTABLE
     return Pipeline(
-        template(),
+        template(augmentable=augmentable),
         namespace=name,
-        inputs={"model_input": model_input, "split": "split"},
+        inputs={"model_input": model_input, "split": "split",
+                **({"degraded": "degraded_features"} if augmentable else {})},
         parameters={"params:model": f"params:{name}", "params:genres": "params:genres",
                     "params:seed": "params:seed"},
     )

@@ -16,7 +16,7 @@ from kedro.pipeline import Node, Pipeline
 
 from music_genre import tuning
 from music_genre.pipelines import data_processing
-from music_genre.pipelines.training import template
+from music_genre.pipelines.training import AUGMENTABLE, template
 
 
 def tuning_pipeline(model: str, model_input: str) -> Pipeline:
@@ -39,10 +39,12 @@ def tuning_pipeline(model: str, model_input: str) -> Pipeline:
     )
     train_best = Pipeline(
         Pipeline([Node(tuning.best_model_params, "best_params", "params",
-                       name="best_model_params")]) + template("params"),
+                       name="best_model_params")])
+        + template("params", augmentable=model_input in AUGMENTABLE),
         namespace=f"{model}_tuned", tags=["train_best"],
         inputs={"model_input": model_input, "split": "split",
-                "best_params": f"{model}.best_params"},
+                "best_params": f"{model}.best_params",
+                **({"degraded": "degraded_features"} if model_input in AUGMENTABLE else {})},
         parameters={"params:genres": "params:genres", "params:seed": "params:seed"},
     )
     return tune + train_best
