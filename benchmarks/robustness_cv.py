@@ -6,7 +6,9 @@ tracks full band, resampled through 16 kHz / 8 kHz, or MP3-encoded (track-level 
         [--splits 3] [--augment resample_16k mp3] [--cache /tmp/robust_features.npz]
 
 Variants and their parameters are the ``evaluate_cv.variants`` of conf/base (so the numbers are
-the pipeline's models). Folds: ``evaluate_cv``'s stratified scheme (same seed). ``--augment``
+the pipeline's models). For the feature-table models the pipeline measures the same itself
+(``evaluate_cv.test_conditions``, README "Robustness"), including ``rf_robust``'s band limit;
+this benchmark remains the way to score CNN variants on degraded spectrograms. Folds: ``evaluate_cv``'s stratified scheme (same seed). ``--augment``
 adds degraded copies of each *training* track's features (same label, same fold side: no leak)
 to the RF/MLP training set; CNN variants use their ``lowpass`` setting instead. Prints, per
 variant and degradation, accuracy mean ± sd over folds and the paired drop versus full band.

@@ -37,7 +37,7 @@ def predict(url: str, path: Path, model: str) -> dict:
 
 def test_live_server_endpoints(live_server, files):
     health = httpx.get(live_server + "/health").json()
-    assert health["status"] == "ok" and health["models"] == ["cnn", "mlp", "rf"]
+    assert health["status"] == "ok" and health["models"] == ["cnn", "mlp", "rf", "rf_robust"]
     assert httpx.get(live_server + "/docs").status_code == 200
     page = httpx.get(live_server + "/")
     assert page.status_code == 200 and "<canvas" in page.text
@@ -48,7 +48,7 @@ def test_live_server_endpoints(live_server, files):
 
 
 def test_concurrent_requests_equal_sequential_ones(live_server, files):
-    combos = [("rf", files[0]), ("rf", files[1]), ("mlp", files[0]), ("cnn", files[1])]
+    combos = [("rf", files[0]), ("rf_robust", files[1]), ("mlp", files[0]), ("cnn", files[1])]
     sequential = {(m, f): predict(live_server, f, m)["probabilities"] for m, f in combos}
     jobs = [combos[i % len(combos)] for i in range(20)]
     with ThreadPoolExecutor(max_workers=20) as pool:

@@ -143,6 +143,9 @@ def test_template_trains_and_evaluates_each_model_with_a_real_runner(name, param
         "split": MemoryDataset(split), f"params:{name}": MemoryDataset({**params, "name": name}),
         "params:genres": MemoryDataset(genres), "params:seed": MemoryDataset(0),
         f"{name}.model": MemoryDataset(copy_mode="assign"),
+        # feature models may ask for degraded copies (augment, input_degradation); none here
+        "degraded_features": MemoryDataset(pd.DataFrame(columns=["track_id", "genre",
+                                                                 "degradation"])),
     })
     outputs = SequentialRunner().run(model_pipeline(name, source), catalog)
     metrics = catalog.load(f"{name}.metrics")
