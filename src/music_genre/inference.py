@@ -145,9 +145,9 @@ def rich_rows(y: np.ndarray, params: audio.ExtractionParams, columns: Sequence[s
 
 
 def _features_input(y, params, loaded: LoadedModel) -> ModelInput:
-    # a scikit-learn model carries the columns it was trained on and the chain its input went
-    # through (training nodes' input_spec_)
-    spec = getattr(loaded.model, "input_spec_", None)
+    # the columns a model was trained on and the chain its input went through (training nodes'
+    # input spec: pickled with a scikit-learn model, in the metrics of the run for a Keras one)
+    spec = getattr(loaded.model, "input_spec_", None) or loaded.metrics.get("input_spec")
     if spec and (list(spec["columns"]) != list(audio.FEATURE_NAMES) or spec.get("degradation")):
         rows = rich_rows(y, params, spec["columns"], float(spec.get("rich_segment_s") or 0.0),
                          spec.get("degradation"))

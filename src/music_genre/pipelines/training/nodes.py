@@ -77,11 +77,12 @@ def input_table(model_input, degraded: pd.DataFrame | None, params: dict[str, An
     if not chain:
         return model_input
     name = params.get("name", params["kind"])
-    if isinstance(model_input, SpectrogramSet) or params["kind"] not in training.SKLEARN_KINDS:
-        raise ValueError(f"params:{name}.input_degradation: only scikit-learn models on feature "
-                         f"tables ({sorted(training.SKLEARN_KINDS)}) carry it to the service; "
-                         f"set it to null for kind '{params['kind']}'")
-    return degraded_rows(degraded, str(chain), f"params:{name}.input_degradation")
+    if isinstance(model_input, SpectrogramSet):
+        raise ValueError(f"params:{name}.input_degradation: degraded copies exist for feature "
+                         "tables only; set it to null for a spectrogram model")
+    rows = degraded_rows(degraded, str(chain), f"params:{name}.input_degradation")
+    # the same columns as the table it stands for (the 57 for `features`)
+    return rows[["track_id", "genre", *training.feature_columns(model_input)]]
 
 
 def augmented_training_set(x_train: np.ndarray, y_train: np.ndarray, train_ids: np.ndarray,
@@ -126,13 +127,15 @@ def train_model(model_input, split: pd.DataFrame, params: dict[str, Any], genres
     model, info = training.fit(params, x_train, y_fit,
                                training.select(table, val_ids, columns), y_val,
                                n_classes=len(genres), seed=int(params.get("seed", seed)))
-    if columns is not None and hasattr(model, "predict_proba"):
-        # what the service must compute for this model: the columns, in order, and how
-        # (scikit-learn models are pickled with it; Keras table models read the reference 57)
-        model.input_spec_ = {"columns": columns,
-                             "rich_segment_s": params.get("rich_segment_s"),
-                             "degradation": params.get("input_degradation")}
     if columns is not None:
+        # what the service must compute for this model: the columns, in order, and how; pickled
+        # with scikit-learn models, and in the metrics of every model (a .keras file cannot
+        # carry it)
+        spec = {"columns": columns, "rich_segment_s": params.get("rich_segment_s"),
+                "degradation": params.get("input_degradation")}
+        if hasattr(model, "predict_proba"):
+            model.input_spec_ = spec
+        info["input_spec"] = spec
         info["n_features"] = len(columns)
     return model, info
 
@@ -207,6 +210,7 @@ def test_reports(name: str, kind: str, proba: np.ndarray, y_test: np.ndarray,
         "epochs_run": train_info.get("epochs_run"),
         "n_parameters": train_info.get("n_parameters"),
         "pca_explained_variance": train_info.get("pca_explained_variance"),
+        "input_spec": train_info.get("input_spec"),
     })
     logger.info("%s: test accuracy %.3f, macro F1 %.3f on %d tracks", name,
                 metrics["accuracy"], metrics["f1_macro"], len(y_test))
