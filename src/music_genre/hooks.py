@@ -1,4 +1,5 @@
-"""Project hooks: pin the local tracking store to the project, say where artifacts went."""
+"""Project hooks: pin the local tracking store to the project, say where artifacts went, and make
+a run read back what it wrote itself."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
+from kedro.io.core import Version
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class ProjectHooks:
         dataset = self._catalog.get(dataset_name)
         if dataset is None or isinstance(dataset, MemoryDataset):
             return
+        pin_to_own_version(dataset)
         try:
             path = dataset._get_save_path()  # versioned datasets: the path of this run's version
         except Exception:
@@ -51,3 +54,19 @@ class ProjectHooks:
             path = described.get("filepath") or described.get("path")
         if path:
             logger.info("Saved '%s' to %s", dataset_name, path)
+
+
+def pin_to_own_version(dataset) -> None:
+    """Load a versioned dataset from now on at the version this run just saved.
+
+    Kedro loads the *latest* version on disk: a dataset written by one node and read by the next
+    would be read from another run's folder if a run started later wrote it in between (seen
+    here: two ``evaluate_cv`` runs side by side, and one run's summary came from the other
+    run's fold metrics). Pinning makes every run read back its own outputs.
+    """
+    version = getattr(dataset, "_version", None)
+    if not isinstance(version, Version):
+        return
+    saved = dataset.resolve_save_version()
+    if saved:
+        dataset._version = Version(saved, saved)
