@@ -255,12 +255,13 @@ def _rich_tables(manifest: pd.DataFrame, previous_cache: TrackCache, extraction:
     ok = manifest[manifest["status"] == "ok"]
     paths = ok["path"].astype(str).to_numpy()
     base_tag = {"rich": rich, "version": __version__}
+    audio_keys = [_cache_key(p, params) for p in paths]  # each file read and hashed once
     jobs = []  # (chain, key, path) for every track of every chain
     for kind in degradations:
         tag = json.dumps(base_tag if kind == "full" else {**base_tag, "degradation": kind},
                          sort_keys=True)
-        jobs += [(kind, hashlib.sha1((_cache_key(p, params) + tag).encode()).hexdigest()[:20], p)
-                 for p in paths]
+        jobs += [(kind, hashlib.sha1((key + tag).encode()).hexdigest()[:20], p)
+                 for key, p in zip(audio_keys, paths)]
     todo = [(kind, k, p) for kind, k, p in jobs if k not in previous_cache]
     logger.info("%s: %d track analyses, %d cached, %d to compute", what, len(jobs),
                 len(jobs) - len(todo), len(todo))
