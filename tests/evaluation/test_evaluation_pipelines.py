@@ -131,6 +131,24 @@ def test_evaluate_cv_pipeline_on_tiny_demo_with_a_predefined_split(tmp_path):
     md = latest(data / "08_reporting/cv/summary.md", "summary.md").read_text()
     assert "| rf_reference | grouped |" in md
 
+    # a re-run with the same inputs and parameters reads every fold back from the fold cache
+    # (the CNN is not trained again) and reproduces the summary exactly; a changed parameter
+    # trains that variant's folds again
+    cache = data / "02_intermediate" / "cv_fold_cache"
+    n_entries = len(list(cache.glob("*.npz")))
+    assert n_entries == 5 * 2 * 3  # 5 variants × 2 schemes × 3 folds
+    stamp = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.npz")}
+    run(project, "evaluate_cv", params=params)
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.npz")} == stamp
+    again = sorted((data / "08_reporting/cv/summary.csv").iterdir())[-1] / "summary.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(again).drop(columns="train_seconds_mean"),
+                                  summary.drop(columns="train_seconds_mean"))
+    changed = {**params, "evaluate_cv": {**cv, "run": ["rf_reference"]}}
+    changed["evaluate_cv"]["variants"] = {**cv["variants"], "rf_reference": {
+        "overrides": {"random_forest": {"n_estimators": 7}}}}
+    run(project, "evaluate_cv", params=changed)
+    assert len(list(cache.glob("*.npz"))) == n_entries + 2 * 3
+
 
 def _predictions(rng, ids, truth, hit_rate):
     proba = rng.dirichlet(np.ones(len(GENRES)), size=len(ids))

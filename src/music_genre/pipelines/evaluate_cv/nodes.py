@@ -10,8 +10,12 @@ optionally with ``overrides`` (e.g. fewer CNN epochs, said in the report).
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
+import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib
@@ -22,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
-from music_genre import evaluation  # noqa: E402
+from music_genre import __version__, evaluation  # noqa: E402
 from music_genre.datasets import SpectrogramSet  # noqa: E402
 from music_genre.models import training  # noqa: E402
 from music_genre.pipelines.training.nodes import (  # noqa: E402
@@ -84,11 +88,40 @@ def _condition_chain(condition: str, input_chain: str | None) -> str:
     return input_chain if condition in ("full", input_chain) else f"{condition}>{input_chain}"
 
 
+def _fingerprint(data) -> str:
+    """A content hash of a model's input (a feature table or a spectrogram set)."""
+    h = hashlib.sha1()
+    if data is None:
+        return "none"
+    if isinstance(data, SpectrogramSet):
+        h.update("\x1f".join(data.track_ids).encode())
+        for start in range(0, len(data), 64):  # memory-mapped: a chunk at a time
+            h.update(np.ascontiguousarray(data.data[start:start + 64]).tobytes())
+    else:
+        table = data.sort_values(list(data.columns[:1]), kind="mergesort").reset_index(drop=True)
+        h.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+        h.update("\x1f".join(map(str, table.columns)).encode())
+    return h.hexdigest()
+
+
+def _fold_key(**parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _cached_fold(entry: Mapping[str, np.ndarray]) -> tuple[list[dict], list[pd.DataFrame]]:
+    rows = json.loads(str(entry["metrics"]))
+    oof = pd.read_csv(io.StringIO(str(entry["oof"])))
+    oof["track_id"] = oof["track_id"].astype(str)
+    return rows, [oof]
+
+
 def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, spectrograms,
                           degraded: pd.DataFrame, embeddings: pd.DataFrame, folds: pd.DataFrame,
+                          fold_cache: Mapping[str, Mapping[str, np.ndarray]] | None,
                           cv: dict[str, Any], rf: dict, rf_robust: dict, mlp: dict, cnn: dict,
-                          transfer: dict,
-                          genres: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          transfer: dict, genres: list[str]
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, Any]]]:
     """Train and score every variant in ``evaluate_cv.run`` on every fold.
 
     Returns per-fold metrics and the out-of-fold probabilities (one row per scheme, repeat and
@@ -100,6 +133,12 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
     on the test tracks after that chain (then the model's own ``input_degradation``, as the
     service applies it), reported as ``<variant>@<condition>``: the accuracy a user sending such
     audio gets. Feature-table variants only: there are no degraded spectrograms.
+   
+    Each fold's results are stored in ``fold_cache`` under a hash of everything they depend on
+    (the variant's parameters, the fold's track ids, the input data's content, the test
+    conditions, the seed, the package version): a re-run with unchanged inputs and parameters
+    reads them back instead of training again (the CNN's folds cost minutes each). Returns the
+    new cache entries as a third output.
     """
     inputs = {"features": features, "rich_features": rich_features,
               "spectrograms": spectrograms, "musicnn_embeddings": embeddings}
@@ -109,6 +148,9 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
     index = {g: i for i, g in enumerate(genres)}
     seed = int(cv.get("seed", 0))
     metric_rows, oof_frames = [], []
+    fold_cache = fold_cache if fold_cache is not None else {}
+    new_entries: dict[str, dict[str, Any]] = {}
+    reused = 0
     # from the command line as one string: --params "evaluate_cv.run=rf+cnn_segments"
     run = evaluation.name_list(cv.get("run"))
     for name in run:
@@ -140,6 +182,9 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
                      for c, chain in chains.items()}
         else:  # no degraded spectrograms: the CNN is scored on full-band audio only
             tests = {"full": data}
+        data_fp = _fingerprint(data)
+        test_fps = {c: _fingerprint(t) for c, t in tests.items()}
+        degraded_fp = (_fingerprint(degraded) if params.get("augment") else None)
         max_repeats = int(spec.get("n_repeats", cv["n_repeats"]))
         parts = folds[folds["repeat"] < max_repeats]
         if spec.get("schemes"):  # a variant's budget: only these schemes
@@ -149,6 +194,18 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
             for k in (int(k) for k in sorted(part["fold"].unique())):
                 train, val, test = evaluation.fold_partition(folds, scheme, r, k,
                                                              float(cv["val_fraction"]), seed)
+                key = _fold_key(variant=name, params=params, scheme=scheme, repeat=r, fold=k,
+                                train=sorted(map(str, train)), val=sorted(map(str, val)),
+                                test=sorted(map(str, test)), data=data_fp, tests=test_fps,
+                                degraded=degraded_fp, seed=seed + 100 * r + k, genres=genres,
+                                version=__version__)
+                if key in fold_cache:
+                    rows, frames = _cached_fold(fold_cache[key])
+                    metric_rows.extend(rows)
+                    oof_frames.extend(frames)
+                    reused += 1
+                    continue
+                first_row, first_frame = len(metric_rows), len(oof_frames)
                 y = {n: np.array([index[g] for g in part.set_index("track_id").loc[ids, "genre"]
                                   .astype(str)]) for n, ids in (("train", train), ("val", val),
                                                                 ("test", test))}
@@ -175,13 +232,19 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
                     oof_frames.append(_oof_frame(proba, y["test"], test, genres,
                                                  label, scheme, r, k))
                 _free(model)
+                new_entries[key] = {
+                    "metrics": np.array(json.dumps(metric_rows[first_row:], default=float)),
+                    "oof": np.array(pd.concat(oof_frames[first_frame:]).to_csv(index=False))}
             done = [row["accuracy"] for row in metric_rows
                     if row["model"] == name and row["scheme"] == scheme and row["repeat"] == r]
             logger.info("CV %s %s repeat %d: accuracy %.3f (mean of %d folds)", name, scheme, r,
                         np.mean(done), len(done))
     if not metric_rows:
         raise ValueError("evaluate_cv.run is empty: list the variants to cross-validate")
-    return pd.DataFrame(metric_rows), pd.concat(oof_frames, ignore_index=True)
+    if reused:
+        logger.info("CV: %d fold(s) read back from the fold cache (same inputs and parameters), "
+                    "%d trained", reused, len(new_entries))
+    return pd.DataFrame(metric_rows), pd.concat(oof_frames, ignore_index=True), new_entries
 
 
 def _oof_frame(proba: np.ndarray, y_test: np.ndarray, test: np.ndarray, genres: list[str],
