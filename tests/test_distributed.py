@@ -43,6 +43,8 @@ def _run_data_processing(raw: Path, out: Path, execution: dict) -> DataCatalog:
         "params:genres": MemoryDataset(GENRES),
         "params:extraction": MemoryDataset(EXTRACTION),
         "params:execution": MemoryDataset({"progress": False, **execution}),
+        "params:rich_features": MemoryDataset({"segment_s": 3.0}),
+        "params:augmentation": MemoryDataset({"degradations": []}),
         "params:split": MemoryDataset({"val": 0.25, "test": 0.25, "seed": 0}),
     })  # fmt: skip
     # the extraction part of data processing (the pipeline may grow other branches)

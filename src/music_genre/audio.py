@@ -288,6 +288,7 @@ def degrade(y: np.ndarray, sr: int, kind: str) -> np.ndarray:
 class TrackAnalysis:
     features: np.ndarray  # (57,) float64, in FEATURE_NAMES order
     mel_db: np.ndarray  # (n_mels, n_frames) float32 dB mel spectrogram
+    rich: np.ndarray | None = None  # rich_feature_names order, when asked for
 
 
 def mel_db_from_power(power: np.ndarray, params: ExtractionParams) -> np.ndarray:
@@ -412,56 +413,138 @@ def _estimate_tuning(power: np.ndarray, sr: int, n_fft: int, bins_per_octave: in
                                 bins_per_octave=bins_per_octave)
 
 
-def analyse(y: np.ndarray, params: ExtractionParams, with_features: bool = True) -> TrackAnalysis:
-    """The 57 features and the dB mel spectrogram of one fixed-length signal.
+@dataclass
+class _Spectra:
+    """One STFT of a fixed-length signal and everything every output reads from it."""
 
-    The STFT, mel spectrogram, MFCCs, onset envelope and chroma are librosa's own calls on the
-    shared spectrogram; centroid, bandwidth, rolloff, zero-crossing rate and tuning come from the
-    exact vectorised helpers above (same definitions, ~2× less time per track).
-    """
-    sr, hop = params.sample_rate, params.hop_length
-    stft = librosa.stft(y, n_fft=params.n_fft, hop_length=hop)
+    y: np.ndarray
+    magnitude: np.ndarray  # |STFT|, float32 (n_fft/2+1, n_frames)
+    power: np.ndarray  # |STFT|**2
+    mel_db: np.ndarray  # dB mel spectrogram (n_mels, n_frames)
+
+
+def _spectra(y: np.ndarray, params: ExtractionParams) -> _Spectra:
+    stft = librosa.stft(y, n_fft=params.n_fft, hop_length=params.hop_length)
     magnitude = np.abs(stft)
+    del stft
     power = magnitude**2
     mel_db = librosa.power_to_db(_mel_power(power, params))
-    if not with_features:
-        return TrackAnalysis(np.empty(0), mel_db.astype(np.float32))
+    return _Spectra(y, magnitude, power, mel_db)
 
+
+@dataclass
+class _Frames:
+    """Per-frame features of one track (the 57 reference features are their means)."""
+
+    mfcc: np.ndarray
+    centroid: np.ndarray
+    bandwidth: np.ndarray
+    rolloff: np.ndarray
+    zcr: np.ndarray
+    tempo: float
+    chroma: np.ndarray
+
+
+def _frame_features(spec: _Spectra, params: ExtractionParams) -> _Frames:
+    """The per-frame features behind the reference's 57, all from the one shared STFT.
+
+    MFCCs, the onset envelope, the tempo and chroma are librosa's own calls with ``S=`` the
+    shared spectrogram; centroid, bandwidth, rolloff, zero-crossing rate and tuning come from the
+    exact vectorised helpers above (same definitions, several times less time per track).
+    """
+    sr, hop = params.sample_rate, params.hop_length
     freqs = _fft_frequencies(sr, params.n_fft)
-    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=params.n_mfcc)
-    centroid, bandwidth = _centroid_bandwidth(magnitude, freqs)
-    rolloff = _rolloff(magnitude, freqs, params.rolloff_percent)
-    zcr = _zero_crossing_rate(y, params.n_fft, hop)
-    onset_env = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop)
-    # librosa's autocorrelation tempogram (1293 FFTs of 720 points, ~10 ms) is already the
-    # cheapest exact route: an own version along contiguous rows measured no faster
+    mfcc = librosa.feature.mfcc(S=spec.mel_db, n_mfcc=params.n_mfcc)
+    centroid, bandwidth = _centroid_bandwidth(spec.magnitude, freqs)
+    rolloff = _rolloff(spec.magnitude, freqs, params.rolloff_percent)
+    zcr = _zero_crossing_rate(spec.y, params.n_fft, hop)
+    onset_env = librosa.onset.onset_strength(S=spec.mel_db, sr=sr, hop_length=hop)
     tempo = float(librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=hop)[0])
-    tuning = (_estimate_tuning(power, sr, params.n_fft, params.n_chroma)
+    tuning = (_estimate_tuning(spec.power, sr, params.n_fft, params.n_chroma)
               if params.estimate_tuning else 0.0)
     chroma = librosa.feature.chroma_stft(
-        S=power, sr=sr, n_fft=params.n_fft, n_chroma=params.n_chroma, tuning=tuning
+        S=spec.power, sr=sr, n_fft=params.n_fft, n_chroma=params.n_chroma, tuning=tuning
     )
-    features = np.concatenate(
+    return _Frames(mfcc, centroid, bandwidth, rolloff, zcr, tempo, chroma)
+
+
+def _reference57(fr: _Frames) -> np.ndarray:
+    """The reference's 57 features (``FEATURE_NAMES`` order) from the per-frame features."""
+    return np.concatenate(
         [
-            mfcc.mean(axis=1),
-            mfcc.var(axis=1),
-            [centroid.mean(), bandwidth.mean(), rolloff.mean(), zcr.mean()],
-            [tempo],
-            chroma.mean(axis=1),
+            fr.mfcc.mean(axis=1),
+            fr.mfcc.var(axis=1),
+            [fr.centroid.mean(), fr.bandwidth.mean(), fr.rolloff.mean(), fr.zcr.mean()],
+            [fr.tempo],
+            fr.chroma.mean(axis=1),
         ]
     ).astype(np.float64)
-    return TrackAnalysis(features, mel_db.astype(np.float32))
+
+
+def _rich_extras(spec: _Spectra, fr: _Frames, params: ExtractionParams,
+                 segment_s: float) -> np.ndarray:
+    """The rich features after the first 57 (:func:`rich_feature_names` order)."""
+    sr, n_fft = params.sample_rate, params.n_fft
+    delta = librosa.feature.delta(fr.mfcc)
+    contrast = librosa.feature.spectral_contrast(S=spec.magnitude, sr=sr, n_fft=n_fft)
+    flatness = librosa.feature.spectral_flatness(S=spec.magnitude)[0]
+    rms = librosa.feature.rms(S=spec.magnitude, frame_length=n_fft)[0]
+    tonnetz = librosa.feature.tonnetz(chroma=fr.chroma, sr=sr)
+    parts = [
+        delta.mean(axis=1), delta.var(axis=1),
+        [fr.centroid.var(), fr.bandwidth.var(), fr.rolloff.var(), fr.zcr.var()],
+        contrast.mean(axis=1), contrast.var(axis=1),
+        [flatness.mean(), flatness.var(), rms.mean(), rms.var()],
+        fr.chroma.var(axis=1),
+        tonnetz.mean(axis=1), tonnetz.var(axis=1),
+    ]
+    if segment_s:
+        seg = max(1, int(round(segment_s * sr / params.hop_length)))
+        n_seg = max(1, fr.mfcc.shape[1] // seg)
+        frames = n_seg * seg
+
+        def seg_sd(x: np.ndarray) -> np.ndarray:
+            x = np.atleast_2d(x)[:, :frames]
+            return x.reshape(x.shape[0], n_seg, seg).mean(axis=2).std(axis=1)
+
+        parts += [seg_sd(fr.mfcc), seg_sd(np.stack([fr.centroid, fr.bandwidth, fr.rolloff]))]
+    return np.concatenate([np.asarray(p, np.float64).ravel() for p in parts])
+
+
+def analyse(y: np.ndarray, params: ExtractionParams, with_features: bool = True,
+            rich_segment_s: float | None = None) -> TrackAnalysis:
+    """The 57 features and the dB mel spectrogram of one fixed-length signal (and, with
+    ``rich_segment_s`` set, its rich features), all from ONE STFT.
+
+    This is the one implementation of every feature: the pipelines' ``features``,
+    ``rich_features`` and ``degraded_features`` tables and the prediction service all come
+    through it, so the rich vector's first 57 values ARE the 57 features, bit for bit.
+    """
+    spec = _spectra(y, params)
+    mel_db = spec.mel_db.astype(np.float32)
+    if not with_features:
+        return TrackAnalysis(np.empty(0), mel_db)
+    fr = _frame_features(spec, params)
+    features = _reference57(fr)
+    rich = None
+    if rich_segment_s is not None:
+        rich = np.concatenate([features, _rich_extras(spec, fr, params, rich_segment_s)])
+    return TrackAnalysis(features, mel_db, rich)
 
 
 def analyse_file(path: str | os.PathLike, params: ExtractionParams) -> TrackAnalysis:
     """Decode, fix the length and analyse one file: what the pipelines do for each track."""
+    return analyse(_decode_fixed(path, params), params)
+
+
+def _decode_fixed(path: str | os.PathLike, params: ExtractionParams) -> np.ndarray:
     y = load_audio(path, sr=params.sample_rate)
     if len(y) < params.sample_rate * params.min_duration_s:
         raise AudioError(
             f"{path}: only {len(y) / params.sample_rate:.2f} s of audio; at least "
             f"{params.min_duration_s:g} s are needed (truncated file?)"
         )
-    return analyse(fix_length(y, params.n_samples), params)
+    return fix_length(y, params.n_samples)
 
 
 @functools.cache
@@ -474,34 +557,76 @@ def warm_up(params: ExtractionParams) -> None:
     """
     rng = np.random.default_rng(0)
     y = (0.1 * rng.standard_normal(int(params.sample_rate * 4))).astype(np.float32)
-    analyse(y, params)
-    rich_features(y, params, 1.0)
+    analyse(y, params, rich_segment_s=1.0)
 
 
-def _cache_entry(path: str, params: ExtractionParams) -> dict[str, np.ndarray]:
-    """One track's extraction-cache entry (what ``extract_tracks`` stores), never raising.
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    # one BLAS thread, as in joblib and Dask workers: multi-threaded OpenBLAS sums in another
+    # order (last-bit differences), and a track must give the same numbers wherever it runs
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def track_entry(
+    path: str,
+    params: ExtractionParams,
+    segment_s: float = 3.0,
+    chains: tuple[str, ...] = (),
+    previous: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """One track's extraction-cache entry, never raising: ONE decode and ONE STFT give the 57
+    features, the float16 normalised spectrogram and the rich features; each degradation
+    chain in ``chains`` adds the rich features of the degraded copy (one more STFT: it is
+    another signal). With ``previous`` (an entry that lacks some chains) only the missing
+    chains are computed and added to it.
 
     It lives here, not in the pipeline's node module, because joblib/Dask workers import the
     module of the function they run: this one costs them librosa alone, the node module also
     pandas and Kedro (~1 s of start-up per worker process).
     """
-    from threadpoolctl import threadpool_limits
-
     try:
-        # one BLAS thread, as in joblib and Dask workers: multi-threaded OpenBLAS sums in another
-        # order (last-bit differences), and a track must give the same numbers wherever it runs
-        with threadpool_limits(1):
-            result = analyse_file(path, params)
+        with _one_blas_thread():
+            y = _decode_fixed(path, params)
+            if previous is None:
+                result = analyse(y, params, rich_segment_s=segment_s)
+                entry = {
+                    "status": np.array("ok"),
+                    "reason": np.array(""),
+                    "features": result.features,
+                    "mel": normalise_spectrogram(result.mel_db).astype(np.float16),
+                    "rich": result.rich,
+                }
+                del result
+            else:
+                entry = dict(previous)
+            have = [str(c) for c in entry.get("degraded_chains", np.array([], dtype=str))]
+            rows = list(entry.get("degraded", np.zeros((0, len(entry["rich"])))))
+            errors = [str(e) for e in entry.get("degraded_errors", np.array([""] * len(have)))]
+            for chain in chains:
+                if chain in have:
+                    continue
+                try:
+                    low = degrade(y, params.sample_rate, chain)
+                    rows.append(analyse(low, params, rich_segment_s=segment_s).rich)
+                    errors.append("")
+                except Exception as exc:  # one chain failing must not cost the track
+                    rows.append(np.full(len(entry["rich"]), np.nan))
+                    errors.append(f"{path}: degradation '{chain}': {exc!r}")
+                have.append(chain)
+            entry["degraded_chains"] = np.array(have, dtype=str)
+            entry["degraded"] = np.array(rows, np.float64).reshape(len(have), len(entry["rich"]))
+            entry["degraded_errors"] = np.array(errors, dtype=str)
+            return entry
     except AudioError as exc:
         return {"status": np.array("excluded"), "reason": np.array(str(exc))}
     except Exception as exc:  # a decoder crash on one file must not cost the others
         return {"status": np.array("excluded"), "reason": np.array(f"{path}: {exc!r}")}
-    return {
-        "status": np.array("ok"),
-        "reason": np.array(""),
-        "features": result.features,
-        "mel": normalise_spectrogram(result.mel_db).astype(np.float16),
-    }
 
 
 def reference_features(y: np.ndarray, sr: int = 22050) -> tuple[np.ndarray, np.ndarray]:
@@ -557,50 +682,8 @@ def rich_feature_names(params: ExtractionParams, segment_s: float = 3.0) -> list
 def rich_features(y: np.ndarray, params: ExtractionParams, segment_s: float = 3.0) -> np.ndarray:
     """The rich feature vector of one fixed-length signal, in :func:`rich_feature_names` order.
 
-    The first 57 values are the reference features, computed with the same librosa calls as
-    :func:`analyse` (``tests/evaluation`` checks they agree). ``segment_s`` (0 disables) sets the
-    segment length for the segment statistics.
+    The first 57 values are the reference features of :func:`analyse` (the same computation,
+    so equal bit for bit). ``segment_s`` (0 disables) sets the segment length for the segment
+    statistics.
     """
-    sr, hop, n_fft = params.sample_rate, params.hop_length, params.n_fft
-    magnitude = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop))
-    power = magnitude**2
-    mel_db = mel_db_from_power(power, params)
-    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=params.n_mfcc)
-    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=n_fft)[0]
-    bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=n_fft)[0]
-    rolloff = librosa.feature.spectral_rolloff(
-        S=magnitude, sr=sr, n_fft=n_fft, roll_percent=params.rolloff_percent)[0]
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)[0]
-    onset_env = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop)
-    tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=hop)
-    chroma = librosa.feature.chroma_stft(
-        S=power, sr=sr, n_fft=n_fft, n_chroma=params.n_chroma,
-        tuning=None if params.estimate_tuning else 0.0)
-    delta = librosa.feature.delta(mfcc)
-    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=n_fft)
-    flatness = librosa.feature.spectral_flatness(S=magnitude)[0]
-    rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)[0]
-    tonnetz = librosa.feature.tonnetz(chroma=chroma, sr=sr)
-    parts = [
-        mfcc.mean(axis=1), mfcc.var(axis=1),
-        [centroid.mean(), bandwidth.mean(), rolloff.mean(), zcr.mean()],
-        [float(np.atleast_1d(tempo)[0])],
-        chroma.mean(axis=1),
-        delta.mean(axis=1), delta.var(axis=1),
-        [centroid.var(), bandwidth.var(), rolloff.var(), zcr.var()],
-        contrast.mean(axis=1), contrast.var(axis=1),
-        [flatness.mean(), flatness.var(), rms.mean(), rms.var()],
-        chroma.var(axis=1),
-        tonnetz.mean(axis=1), tonnetz.var(axis=1),
-    ]
-    if segment_s:
-        seg = max(1, int(round(segment_s * sr / hop)))
-        n_seg = max(1, mfcc.shape[1] // seg)
-        frames = n_seg * seg
-
-        def seg_sd(x: np.ndarray) -> np.ndarray:
-            x = np.atleast_2d(x)[:, :frames]
-            return x.reshape(x.shape[0], n_seg, seg).mean(axis=2).std(axis=1)
-
-        parts += [seg_sd(mfcc), seg_sd(np.stack([centroid, bandwidth, rolloff]))]
-    return np.concatenate([np.asarray(p, np.float64).ravel() for p in parts])
+    return analyse(y, params, rich_segment_s=segment_s).rich

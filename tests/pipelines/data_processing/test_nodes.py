@@ -64,6 +64,8 @@ def test_pipeline_runs_with_a_real_runner_and_reports_without_losing_good_files(
         "params:genres": MemoryDataset(GENRES),
         "params:extraction": MemoryDataset(EXTRACTION),
         "params:execution": MemoryDataset(EXECUTION),
+        "params:rich_features": MemoryDataset({"segment_s": 3.0}),
+        "params:augmentation": MemoryDataset({"degradations": ["resample_8k"]}),
         "params:split": MemoryDataset({"val": 0.15, "test": 0.15, "seed": 1}),
     })
     # up to the manifest (kept as a free output), then the split on top of it
