@@ -349,14 +349,42 @@ def _centroid_bandwidth(magnitude: np.ndarray, freqs: np.ndarray) -> tuple[np.nd
 
 
 def _rolloff(magnitude: np.ndarray, freqs: np.ndarray, roll_percent: float) -> np.ndarray:
-    """``librosa.feature.spectral_rolloff`` exactly: the lowest bin whose float32 cumulative
-    energy reaches ``roll_percent`` of the frame's total (same cumsum, same comparison), without
-    the NaN mask and ``nanmin`` over the whole spectrogram."""
-    total = np.cumsum(magnitude, axis=-2)
-    threshold = roll_percent * total[-1]
-    # the cumsum of non-negative values never decreases: the first bin at or above the
-    # threshold is the count of bins below it
-    return freqs[np.count_nonzero(total < threshold, axis=-2)]
+    """``librosa.feature.spectral_rolloff`` exactly: the lowest bin whose cumulative energy
+    (summed bin by bin in the spectrogram's dtype, as ``np.cumsum`` does) reaches
+    ``roll_percent`` of the frame's total, without the (n_bins × n_frames) cumulative array,
+    NaN mask and ``nanmin`` (one compiled pass, 5× less time)."""
+    # the cumulative sum never decreases: the first bin at or above the threshold is the count
+    # of bins below it
+    roll = np.asarray([roll_percent], dtype=magnitude.dtype)
+    return freqs[_bins_below_rolloff(np.ascontiguousarray(magnitude), roll)]
+
+
+@functools.cache
+def _numba_kernels():
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def bins_below(mag, roll):  # pragma: no cover - compiled
+        n_bins, n_frames = mag.shape
+        total = np.zeros(n_frames, mag.dtype)
+        for i in range(n_bins):  # the same additions, in the same order, as np.cumsum(axis=0)
+            for t in range(n_frames):
+                total[t] += mag[i, t]
+        threshold = roll[0] * total  # roll_percent * total in the spectrogram's dtype
+        running = np.zeros(n_frames, mag.dtype)
+        count = np.zeros(n_frames, np.int64)
+        for i in range(n_bins):
+            for t in range(n_frames):
+                running[t] += mag[i, t]
+                if running[t] < threshold[t]:
+                    count[t] += 1
+        return count
+
+    return {"bins_below": bins_below}
+
+
+def _bins_below_rolloff(magnitude: np.ndarray, roll: np.ndarray) -> np.ndarray:
+    return _numba_kernels()["bins_below"](magnitude, roll)
 
 
 def _zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
@@ -383,34 +411,66 @@ def _estimate_tuning(power: np.ndarray, sr: int, n_fft: int, bins_per_octave: in
 
     ``piptrack`` interpolates and peak-picks every bin of the spectrogram, then keeps the peaks
     between fmin=150 Hz and fmax=4 kHz (~1/3 of the bins at 22 kHz). The stencils are local
-    (one bin either side), so running librosa's own stencils on that band plus one bin of
-    margin gives the same pitches and magnitudes; only the per-frame reference (10 % of the
-    frame's maximum) needs every bin.
+    (one bin either side), so evaluating them on that band plus one bin of margin gives the same
+    pitches and magnitudes, and the interpolation is needed at the local maxima only; only the
+    per-frame reference (10 % of the frame's maximum) needs every bin.
     """
-    from librosa.core.pitch import _parabolic_interpolation
-
     freqs = _fft_frequencies(sr, n_fft)
     fmin, fmax = 150.0, min(4000.0, float(sr) / 2)
     band = np.flatnonzero((fmin <= freqs) & (freqs < fmax))
     if band.size == 0:
         return librosa.pitch_tuning(np.zeros(0), bins_per_octave=bins_per_octave)
-    lo, hi = max(int(band[0]) - 1, 0), min(int(band[-1]) + 2, power.shape[-2])
+    lo, hi = int(band[0]) - 1, int(band[-1]) + 2
     S = np.abs(power[lo:hi])
     ref_value = 0.1 * np.max(power, axis=-2)  # power >= 0: |power| is power
-    avg = np.gradient(S, axis=-2)
-    shift = _parabolic_interpolation(S, axis=-2)
-    # the band-slice's edges are not spectrum edges: recompute their stencil values from the
-    # full spectrogram's neighbours, or drop them (they are margin rows, outside the band)
-    peaks = librosa.util.localmax(S * (S > ref_value), axis=-2)
-    inner = slice(int(band[0]) - lo, int(band[-1]) - lo + 1)
-    rows, cols = np.nonzero(peaks[inner])
-    rows = rows + inner.start
-    pitch = ((rows + lo + shift[rows, cols]) * float(sr) / n_fft).astype(power.dtype)
-    mag = (S[rows, cols] + (0.5 * avg * shift)[rows, cols]).astype(power.dtype)
+    # librosa's stencils (localmax, parabolic shift, gradient) evaluated only where needed:
+    # local maxima of the band rows, then the shift and slope at those peaks alone, with the
+    # same arithmetic in the same precision (numba's stencil computes the shift in float64
+    # from float32 sums and rounds it to float32; np.gradient halves in the array's dtype)
+    masked = S * (S > ref_value)
+    # freqs[0] = 0 < fmin and fmax <= sr/2 (strict <): the band never touches a spectrum edge,
+    # so every band row has both neighbours in the slice (rows 1 .. len-2)
+    centre = masked[1:-1]
+    peaks = (centre > masked[:-2]) & (centre >= masked[2:])
+    rows, cols = np.nonzero(peaks)
+    rows = rows + 1
+    up, mid, down = S[rows + 1, cols], S[rows, cols], S[rows - 1, cols]
+    a = (up + down).astype(np.float64) - 2 * mid.astype(np.float64)
+    b = (up - down).astype(np.float64) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(S.dtype)
+    slope = (up - down) / 2.0  # np.gradient's interior formula, in S's dtype
+    pitch = ((rows + lo + shift) * float(sr) / n_fft).astype(power.dtype)
+    mag = (mid + (0.5 * slope * shift)).astype(power.dtype)
     positive = pitch > 0
     threshold = np.median(mag[positive]) if positive.any() else 0.0
     return librosa.pitch_tuning(pitch[(mag >= threshold) & positive], resolution=0.01,
                                 bins_per_octave=bins_per_octave)
+
+
+def _tempo(onset_env: np.ndarray, sr: int, hop_length: int) -> float:
+    """``librosa.feature.tempo(onset_envelope=onset_env, sr, hop_length)`` (its defaults: 8 s
+    autocorrelation windows, mean over time, log-normal prior around 120 BPM).
+
+    librosa autocorrelates every frame's windowed onset envelope (one FFT and one inverse FFT per
+    frame), normalises each by its lag-0 value, then averages over frames. The inverse FFT is
+    linear, so the average of the normalised autocorrelations is ONE inverse FFT of the average
+    normalised power spectrum: half the FFTs. The tempogram then differs from librosa's in the
+    last bits only; the tempo (the arg-max bin) is checked equal on every real track.
+    """
+    import scipy.fft
+
+    win_length = int(librosa.time_to_frames(8.0, sr=sr, hop_length=hop_length).item())
+    window = librosa.filters.get_window("hann", win_length, fftbins=True)
+    n = onset_env.shape[-1]
+    padded = np.pad(onset_env, win_length // 2, mode="linear_ramp", end_values=[0, 0])
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win_length)[:n] * window
+    n_pad = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
+    power = librosa.util.abs2(np.fft.rfft(frames, n=n_pad, axis=-1))
+    lag0 = np.einsum("ij,ij->i", frames, frames)  # each frame's autocorrelation at lag 0 (max)
+    lag0[lag0 < np.finfo(lag0.dtype).tiny] = 1.0  # librosa.util.normalize leaves these as is
+    mean_ac = np.fft.irfft((power / lag0[:, None]).mean(axis=0), n=n_pad)[:win_length]
+    return float(librosa.feature.tempo(tg=mean_ac[:, None], sr=sr, hop_length=hop_length)[0])
 
 
 @dataclass
@@ -459,7 +519,7 @@ def _frame_features(spec: _Spectra, params: ExtractionParams) -> _Frames:
     rolloff = _rolloff(spec.magnitude, freqs, params.rolloff_percent)
     zcr = _zero_crossing_rate(spec.y, params.n_fft, hop)
     onset_env = librosa.onset.onset_strength(S=spec.mel_db, sr=sr, hop_length=hop)
-    tempo = float(librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=hop)[0])
+    tempo = _tempo(onset_env, sr, hop)
     tuning = (_estimate_tuning(spec.power, sr, params.n_fft, params.n_chroma)
               if params.estimate_tuning else 0.0)
     chroma = librosa.feature.chroma_stft(
