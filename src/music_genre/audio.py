@@ -356,7 +356,8 @@ def _rolloff(magnitude: np.ndarray, freqs: np.ndarray, roll_percent: float) -> n
     # the cumulative sum never decreases: the first bin at or above the threshold is the count
     # of bins below it
     roll = np.asarray([roll_percent], dtype=magnitude.dtype)
-    return freqs[_bins_below_rolloff(np.ascontiguousarray(magnitude), roll)]
+    # frame-major (librosa's STFT is Fortran-ordered: each frame's bins are contiguous)
+    return freqs[_numba_kernels()["bins_below"](np.ascontiguousarray(magnitude.T), roll)]
 
 
 @functools.cache
@@ -364,27 +365,24 @@ def _numba_kernels():
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def bins_below(mag, roll):  # pragma: no cover - compiled
-        n_bins, n_frames = mag.shape
-        total = np.zeros(n_frames, mag.dtype)
-        for i in range(n_bins):  # the same additions, in the same order, as np.cumsum(axis=0)
-            for t in range(n_frames):
-                total[t] += mag[i, t]
-        threshold = roll[0] * total  # roll_percent * total in the spectrogram's dtype
-        running = np.zeros(n_frames, mag.dtype)
+    def bins_below(frames, roll):  # pragma: no cover - compiled
+        n_frames, n_bins = frames.shape
         count = np.zeros(n_frames, np.int64)
-        for i in range(n_bins):
-            for t in range(n_frames):
-                running[t] += mag[i, t]
-                if running[t] < threshold[t]:
+        for t in range(n_frames):
+            total = roll[0] - roll[0]  # 0 in the spectrogram's dtype (an int 0 would widen)
+            for i in range(n_bins):  # the same additions, in the same order, as np.cumsum
+                total += frames[t, i]
+            threshold = roll[0] * total  # roll_percent * total in the spectrogram's dtype
+            running = roll[0] - roll[0]
+            for i in range(n_bins):
+                running += frames[t, i]
+                if running < threshold:
                     count[t] += 1
+                else:
+                    break  # never decreases: no later bin is below
         return count
 
     return {"bins_below": bins_below}
-
-
-def _bins_below_rolloff(magnitude: np.ndarray, roll: np.ndarray) -> np.ndarray:
-    return _numba_kernels()["bins_below"](magnitude, roll)
 
 
 def _zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
