@@ -6,8 +6,10 @@ Tracks: the 100 real GTZAN tracks in ``../shared/data/gtzan_mini`` when present,
 synthetic demo collection (``music_genre.demo``) written to a temporary folder.
 
 * reference: one process; for each file ``librosa.load`` then every librosa feature function
-  called separately on the waveform, each recomputing its own STFT
-  (``music_genre.audio.reference_features``: the 57 features and the dB mel spectrogram);
+  called separately on the waveform, each recomputing its own STFT, for the same outputs as
+  the project makes (``music_genre.audio.reference_rich_features``: the 57 features, the rich
+  features and the dB mel spectrogram; ``--reference-57`` keeps the reference project's own
+  set, ``reference_features``: the 57 and the spectrogram);
 * project: the data-processing node ``extract_tracks`` (cache keys, one pass per track: one
   decode, one shared STFT, the fast exact feature helpers, joblib workers on every core) plus
   writing its cache entries chunk by chunk (``TrackCacheDataset.save``). It makes MORE than the
@@ -86,10 +88,11 @@ def _warm_up() -> None:
                   audio.ExtractionParams(duration_s=5.0))
 
 
-def child_reference(paths: list[str], n_samples: int, out: Path) -> dict:
+def child_reference(paths: list[str], n_samples: int, out: Path, segment_s: float,
+                    only_57: bool) -> dict:
     import librosa
 
-    from music_genre.audio import fix_length, reference_features
+    from music_genre.audio import fix_length, reference_features, reference_rich_features
 
     start = time.perf_counter()
     _warm_up()
@@ -98,7 +101,8 @@ def child_reference(paths: list[str], n_samples: int, out: Path) -> dict:
     feats, mels = [], []
     for p in paths:
         y, _ = librosa.load(p, sr=22050)
-        f, mel = reference_features(fix_length(y, n_samples))
+        y = fix_length(y, n_samples)
+        f, mel = reference_features(y) if only_57 else reference_rich_features(y, 22050, segment_s)
         feats.append(f)
         mels.append(mel.astype(np.float32))
     loop, cpu = time.perf_counter() - start, _cpu_now() - cpu
@@ -127,14 +131,14 @@ def child_project(probed, extraction: dict, execution: dict, rich: dict, cache_d
     node, cpu = time.perf_counter() - start, _cpu_now() - cpu
     order = [cache.load()[k] for k in keys["cache_key"]]
     np.savez(out, features=np.array([e["features"] for e in order]),
-             mel=np.array([e["mel"] for e in order]))
+             rich=np.array([e["rich"] for e in order]), mel=np.array([e["mel"] for e in order]))
     return {"warm_up_s": warm_up, "warm_s": node, "warm_cpu_s": cpu}
 
 
-def run_child(kind: str, listing: Path, tmp: Path, repeat: int) -> dict:
+def run_child(kind: str, listing: Path, tmp: Path, repeat: int, only_57: bool) -> dict:
     out = tmp / f"{kind}{repeat}.npz"
     cmd = [sys.executable, __file__, "--child", kind, "--listing", str(listing), "--out", str(out),
-           "--cache", str(tmp / f"cache{repeat}")]
+           "--cache", str(tmp / f"cache{repeat}")] + (["--reference-57"] if only_57 else [])
     start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     env = dict(os.environ)
     if kind == "reference":  # one process on one core: no BLAS helper threads spinning
@@ -148,7 +152,8 @@ def run_child(kind: str, listing: Path, tmp: Path, repeat: int) -> dict:
         raise RuntimeError(f"{kind} run failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     with np.load(out) as npz:
-        result.update(cold_s=cold, cold_cpu_s=cold_cpu, features=npz["features"], mel=npz["mel"])
+        result.update(cold_s=cold, cold_cpu_s=cold_cpu, features=npz["features"], mel=npz["mel"],
+                      rich=npz["rich"] if "rich" in npz.files else None)
     return result
 
 
@@ -181,6 +186,11 @@ def per_core_costs(paths: list[str], params, segment_s: float) -> dict:
         y, _ = librosa.load(p, sr=params.sample_rate)
         audio.reference_features(audio.fix_length(y, params.n_samples))
 
+    def reference_rich(p):
+        y, _ = librosa.load(p, sr=params.sample_rate)
+        audio.reference_rich_features(audio.fix_length(y, params.n_samples), params.sample_rate,
+                                      segment_s)
+
     with threadpool_limits(1):  # one core each, as in a joblib worker
         project(paths[0]), reference(paths[0])  # warm-up (numba, filter caches)
         audio.track_entry(paths[0], params, segment_s, ("resample_8k",))
@@ -188,7 +198,7 @@ def per_core_costs(paths: list[str], params, segment_s: float) -> dict:
                 "project_with_rich": cpu_ms(lambda p: audio.track_entry(p, params, segment_s)),
                 "project_with_rich_and_8k_copy": cpu_ms(
                     lambda p: audio.track_entry(p, params, segment_s, ("resample_8k",))),
-                "reference": cpu_ms(reference)}
+                "reference": cpu_ms(reference), "reference_with_rich": cpu_ms(reference_rich)}
 
 
 def stage_profile(paths: list[str], params, segment_s: float) -> dict:
@@ -243,6 +253,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--per-core-tracks", type=int, default=20)
     ap.add_argument("--profile-tracks", type=int, default=10)
+    ap.add_argument("--reference-57", action="store_true",
+                    help="reference computes only the 57 + spectrogram (the project still "
+                         "makes the rich features too)")
     ap.add_argument("--child", choices=["reference", "project"], help=argparse.SUPPRESS)
     ap.add_argument("--listing", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -259,7 +272,8 @@ def main() -> None:
             from music_genre.audio import ExtractionParams
 
             n_samples = ExtractionParams.from_dict(extraction).n_samples
-            res = child_reference(probed["path"].tolist(), n_samples, Path(args.out))
+            res = child_reference(probed["path"].tolist(), n_samples, Path(args.out), segment_s,
+                                  args.reference_57)
         else:
             res = child_project(probed, extraction, execution, rich, Path(args.cache),
                                 Path(args.out))
@@ -287,14 +301,14 @@ def main() -> None:
         runs = {"reference": [], "project": []}
         for r in range(args.repeats):
             for kind in runs:
-                runs[kind].append(run_child(kind, tmp / "listing.csv", tmp, r))
+                runs[kind].append(run_child(kind, tmp / "listing.csv", tmp, r, args.reference_57))
             print(f"repeat {r + 1}: " + ", ".join(
                 f"{k} cold {1000 * v[-1]['cold_s'] / n:.1f} / warm {1000 * v[-1]['warm_s'] / n:.1f}"
                 f" ms/track (CPU {1000 * v[-1]['cold_cpu_s'] / n:.1f} / "
                 f"{1000 * v[-1]['warm_cpu_s'] / n:.1f})" for k, v in runs.items()), flush=True)
 
         # agreement on the same fixed-length signals
-        ours, ref = runs["project"][-1]["features"], runs["reference"][-1]["features"]
+        ours, ref = runs["project"][-1]["features"], runs["reference"][-1]["features"][:, :57]
         rel = np.abs(ours - ref) / np.maximum(np.abs(ref), 1e-9)
         worst = int(np.argmax(rel.max(axis=0)))
         tempo_equal = bool(np.all(ours[:, 44] == ref[:, 44]))
@@ -304,12 +318,20 @@ def main() -> None:
         print(f"features: max relative difference {rel.max():.2e} "
               f"({audio.FEATURE_NAMES[worst]}), tempo equal on every track: {tempo_equal}; "
               f"normalised spectrogram max |diff| {mel_diff:.1e} (float16 storage)", flush=True)
+        rich_rel = None
+        if not args.reference_57:
+            ours_r, ref_r = runs["project"][-1]["rich"], runs["reference"][-1]["features"]
+            rich_rel = np.abs(ours_r - ref_r) / np.maximum(np.abs(ref_r), 1e-9)
+            names = audio.rich_feature_names(params, segment_s)
+            print(f"rich features: max relative difference {rich_rel.max():.2e} "
+                  f"({names[int(np.argmax(rich_rel.max(axis=0)))]})", flush=True)
 
         per_core = per_core_costs(paths[: args.per_core_tracks], params, segment_s)
         print(f"one core, CPU ms/track: project {per_core['project']:.1f} (57 + spectrogram), "
               f"{per_core['project_with_rich']:.1f} (+ rich), "
               f"{per_core['project_with_rich_and_8k_copy']:.1f} (+ rich + 8 kHz copy); reference "
-              f"{per_core['reference']:.1f}; floor (decode+STFT+mel+dB) {per_core['floor']:.1f}",
+              f"{per_core['reference']:.1f} (57 + spectrogram), "
+              f"{per_core['reference_with_rich']:.1f} (+ rich); floor (decode+STFT+mel+dB) {per_core['floor']:.1f}",
               flush=True)
         stages = stage_profile(paths[: args.profile_tracks], params, segment_s)
         print("one core, CPU ms/track per stage: "
@@ -318,7 +340,9 @@ def main() -> None:
     def ms(kind: str, key: str) -> float:
         return 1000 * statistics.median(r[key] for r in runs[kind]) / n
 
-    result = {"benchmark": "extraction", "tracks": n, "source": source, "repeats": args.repeats}
+    result = {"benchmark": "extraction", "tracks": n, "source": source, "repeats": args.repeats,
+              "outputs_compared": ("57 + spectrogram (the project makes rich features too)"
+                                   if args.reference_57 else "57 + rich features + spectrogram")}
     for key in ("cold", "warm", "cold_cpu", "warm_cpu"):
         result[f"reference_{key}_ms_per_track"] = ms("reference", f"{key}_s")
         result[f"project_{key}_ms_per_track"] = ms("project", f"{key}_s")
@@ -334,10 +358,12 @@ def main() -> None:
         "project_n_jobs": execution.get("n_jobs"),
         "per_core_cpu_ms_per_track": per_core,
         "per_core_ratio": per_core["reference"] / per_core["project"],
-        "per_core_ratio_with_rich": per_core["reference"] / per_core["project_with_rich"],
+        "per_core_ratio_with_rich": (per_core["reference_with_rich"]
+                                     / per_core["project_with_rich"]),
         "per_core_stage_ms": stages,
         "project_vs_floor": per_core["project"] / per_core["floor"],
         "max_rel_diff_features": float(rel.max()),
+        "max_rel_diff_rich_features": None if rich_rel is None else float(rich_rel.max()),
         "tempo_equal": tempo_equal,
         "max_abs_diff_normalised_mel": mel_diff,
     })

@@ -711,6 +711,48 @@ def reference_features(y: np.ndarray, sr: int = 22050) -> tuple[np.ndarray, np.n
     return feats, librosa.power_to_db(mel, ref=np.max)
 
 
+def reference_rich_features(y: np.ndarray, sr: int = 22050,
+                            segment_s: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """The reference way extended to every output of the data processing: the rich features
+    (:func:`rich_feature_names` order) with each librosa feature function called on the
+    waveform, and the dB mel spectrogram. The independent baseline of ``benchmarks/`` for
+    the one-pass extraction; never used by the pipelines."""
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
+    centroid = librosa.feature.spectral_centroid(y=y, sr=sr)[0]
+    bandwidth = librosa.feature.spectral_bandwidth(y=y, sr=sr)[0]
+    rolloff = librosa.feature.spectral_rolloff(y=y, sr=sr)[0]
+    zcr = librosa.feature.zero_crossing_rate(y)[0]
+    tempo = float(np.atleast_1d(librosa.feature.tempo(y=y, sr=sr))[0])
+    chroma = librosa.feature.chroma_stft(y=y, sr=sr)
+    delta = librosa.feature.delta(mfcc)
+    contrast = librosa.feature.spectral_contrast(y=y, sr=sr)
+    flatness = librosa.feature.spectral_flatness(y=y)[0]
+    # the project's RMS is the spectrogram-domain one (``rms(S=|STFT|)``): the same, own STFT
+    rms = librosa.feature.rms(S=np.abs(librosa.stft(y)), frame_length=2048)[0]
+    tonnetz = librosa.feature.tonnetz(chroma=librosa.feature.chroma_stft(y=y, sr=sr), sr=sr)
+    parts = [
+        mfcc.mean(axis=1), mfcc.var(axis=1),
+        [centroid.mean(), bandwidth.mean(), rolloff.mean(), zcr.mean()], [tempo],
+        chroma.mean(axis=1), delta.mean(axis=1), delta.var(axis=1),
+        [centroid.var(), bandwidth.var(), rolloff.var(), zcr.var()],
+        contrast.mean(axis=1), contrast.var(axis=1),
+        [flatness.mean(), flatness.var(), rms.mean(), rms.var()],
+        chroma.var(axis=1), tonnetz.mean(axis=1), tonnetz.var(axis=1),
+    ]
+    if segment_s:
+        seg = max(1, int(round(segment_s * sr / 512)))
+        n_seg = max(1, mfcc.shape[1] // seg)
+
+        def seg_sd(x: np.ndarray) -> np.ndarray:
+            x = np.atleast_2d(x)[:, : n_seg * seg]
+            return x.reshape(x.shape[0], n_seg, seg).mean(axis=2).std(axis=1)
+
+        parts += [seg_sd(mfcc), seg_sd(np.stack([centroid, bandwidth, rolloff]))]
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=128)
+    return (np.concatenate([np.asarray(x, np.float64).ravel() for x in parts]),
+            librosa.power_to_db(mel, ref=np.max))
+
+
 # --------------------------------------------------------------------------------------------
 # Rich track features (issue 8): the reference's 57 plus variances, deltas, contrast, tonnetz and
 # segment statistics, all from ONE STFT. The ``reference`` configuration keeps the 57 alone.
