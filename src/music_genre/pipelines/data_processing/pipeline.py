@@ -23,8 +23,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(assemble_dataset,
                  ["probed_tracks", "track_keys", "track_cache", "params:extraction"],
                  ["manifest", "features", "spectrograms"], name="assemble_dataset"),
-            Node(split_tracks, ["manifest", "predefined_split", "params:split"], "split",
-                 name="split_tracks"),
+            Node(split_tracks,
+                 ["manifest", "predefined_split", "filtered_split_lists", "params:split"],
+                 "split", name="split_tracks"),
             # the 57 + variances, deltas, contrast, tonnetz, segment statistics (issue 8), and
             # the same after 16/8 kHz resampling or MP3: robustness training rows for rf/mlp,
             # robustness scoring in evaluate_cv. Read from the cache entries: no decoding here.
