@@ -337,11 +337,13 @@ def _centroid_bandwidth(magnitude: np.ndarray, freqs: np.ndarray) -> tuple[np.nd
     librosa: ``centroid = Σ f·S/ΣS`` and ``bandwidth = sqrt(Σ (f-c)²·S/ΣS)``, a frame whose ΣS is
     below float32's ``tiny`` left unnormalised (so silence gives 0, not NaN). Computed here in
     float64 as ``(m2 - 2c·m1 + c²·m0)/ΣS`` from one (3 × n_bins) @ (n_bins × n_frames) product,
-    instead of librosa's normalised copy and (n_bins × n_frames) deviation matrix. Agreement:
+    (one compiled pass, float64 sums) instead of librosa's normalised copy and (n_bins × n_frames)
+    deviation matrix. Agreement:
     relative 1e-6 (librosa rounds its normalised spectrogram to float32).
     """
-    moments = np.stack([np.ones_like(freqs), freqs, freqs**2]) @ magnitude.astype(np.float64)
-    m0, m1, m2 = moments
+    # one compiled pass over the frame-major spectrogram (librosa's STFT is Fortran-ordered)
+    m0, m1, m2 = _numba_kernels()["moments"](np.ascontiguousarray(magnitude.T),
+                                             np.asarray(freqs, np.float64))
     length = np.where(m0 < np.finfo(magnitude.dtype).tiny, 1.0, m0)
     centroid = m1 / length
     variance = (m2 - 2.0 * centroid * m1 + centroid**2 * m0) / length
@@ -382,7 +384,47 @@ def _numba_kernels():
                     break  # never decreases: no later bin is below
         return count
 
-    return {"bins_below": bins_below}
+    @numba.njit(cache=True, nogil=True)
+    def moments(frames, freqs):  # pragma: no cover - compiled
+        n_frames, n_bins = frames.shape
+        out = np.zeros((3, n_frames))
+        for t in range(n_frames):
+            m0 = m1 = m2 = 0.0
+            for i in range(n_bins):
+                x = np.float64(frames[t, i])
+                fx = freqs[i] * x
+                m0 += x
+                m1 += fx
+                m2 += freqs[i] * fx
+            out[0, t], out[1, t], out[2, t] = m0, m1, m2
+        return out
+
+    @numba.njit(cache=True, nogil=True)
+    def zcr(y, frame_length, hop_length, tiny):  # pragma: no cover - compiled
+        half = frame_length // 2
+        n = len(y)
+        n_padded = n + 2 * half
+        # counts[j]: crossings among the pairs (0, 1) ... (j-1, j) of the edge-padded signal
+        counts = np.zeros(n_padded, np.int64)
+        previous = y[0] < -tiny[0]
+        c = 0
+        for j in range(1, n_padded):
+            k = min(max(j - half, 0), n - 1)
+            current = y[k] < -tiny[0]
+            if current != previous:
+                c += 1
+            counts[j] = c
+            previous = current
+        n_frames = 1 + (n_padded - frame_length) // hop_length
+        out = np.empty(n_frames)
+        for t in range(n_frames):
+            # pairs (s, s+1) ... (s+L-2, s+L-1) of the frame starting at s (librosa pads the
+            # first pair of each frame False)
+            s = t * hop_length
+            out[t] = (counts[s + frame_length - 1] - counts[s]) / frame_length
+        return out
+
+    return {"bins_below": bins_below, "moments": moments, "zcr": zcr}
 
 
 def _zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
@@ -393,15 +435,11 @@ def _zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np
     pair is tested once and a cumulative sum counts the crossings per frame (integer counts,
     the same division by ``frame_length``).
     """
-    half = frame_length // 2
-    padded = np.pad(y, (half, half), mode="edge")
-    tiny_amp = padded.dtype.type(1e-10)
-    negative = np.signbit(np.where(np.abs(padded) <= tiny_amp, 0, padded))
-    counts = np.concatenate([[0], np.cumsum(negative[1:] != negative[:-1], dtype=np.int64)])
-    n_frames = 1 + (len(padded) - frame_length) // hop_length
-    starts = np.arange(n_frames) * hop_length
-    # pairs (s, s+1) ... (s+L-2, s+L-1) of the frame starting at s; librosa pads pair 0 False
-    return (counts[starts + frame_length - 1] - counts[starts]) / frame_length
+    # |x| <= 1e-10 (in y's dtype) counts as +0, so "negative" is x < -1e-10; the signal is
+    # edge-padded by frame_length // 2 on both sides (librosa's centring)
+    tiny_amp = np.asarray([1e-10], dtype=y.dtype)
+    return _numba_kernels()["zcr"](np.ascontiguousarray(y), int(frame_length), int(hop_length),
+                                   tiny_amp)
 
 
 def _estimate_tuning(power: np.ndarray, sr: int, n_fft: int, bins_per_octave: int) -> float:
