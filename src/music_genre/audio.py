@@ -725,6 +725,14 @@ def track_entry(
         return {"status": np.array("excluded"), "reason": np.array(f"{path}: {exc!r}")}
 
 
+def track_entry_job(job: tuple[str, Mapping[str, np.ndarray] | None],
+                    **kwargs: Any) -> dict[str, np.ndarray]:
+    """:func:`track_entry` of ``job = (path, previous entry or None)``: one argument, as Dask's
+    ``client.map`` passes it."""
+    path, previous = job
+    return track_entry(path, previous=previous, **kwargs)
+
+
 def reference_features(y: np.ndarray, sr: int = 22050) -> tuple[np.ndarray, np.ndarray]:
     """The reference project's way: each librosa feature called on the waveform (own STFTs).
 
