@@ -1,6 +1,6 @@
 """Benchmark 3: CNN training throughput of the project's input pipeline vs plain arrays.
 
-    python benchmarks/cnn_throughput.py [--n-samples 64] [--repeats 3] [--no-mixed]
+    python benchmarks/cnn_throughput.py [--n-samples 64] [--repeats 3] [--no-mixed] [--jit]
 
 The CNN of ``conf/base/parameters_cnn.yml`` (same builder, same batch size) trained on a
 synthetic float16 spectrogram store written with the project's ``SpectrogramDataset`` (the
@@ -15,7 +15,9 @@ memory-mapped file the cnn pipeline reads), in three ways, one epoch each, inter
 
 and, where the CPU has bfloat16 instructions or a GPU is present, ``project`` again with the
 Keras ``mixed_bfloat16`` policy (``mixed_float16`` on a GPU) set while the model is built (what
-``accelerator.mixed_precision`` does). Samples per second = samples / epoch wall time, median
+``accelerator.mixed_precision`` does). With ``--jit``, ``project`` again with XLA
+(``cnn.jit_compile: true``). Segment training (the default CNN: 3 s windows) is
+``--n-frames 129 --n-samples 480`` (60 training tracks × 8 crops per epoch). Samples per second = samples / epoch wall time, median
 over the repeats, the first (tracing) epoch of each model left out; also per CPU-second (all
 threads), which other users' load on a shared machine disturbs less. Target: project / plain ≥ 1.0.
 """
@@ -55,6 +57,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="measured epochs per way")
     ap.add_argument("--n-frames", type=int, default=1292, help="spectrogram width (30 s: 1292)")
     ap.add_argument("--no-mixed", action="store_true", help="skip the mixed-precision run")
+    ap.add_argument("--jit", action="store_true", help="also the project way with XLA")
     args = ap.parse_args()
 
     import keras
@@ -82,9 +85,9 @@ def main() -> None:
         idx = np.arange(n)
         shape = (n_mels, args.n_frames, 1)
 
-        def build(specaugment: bool, policy: str = "float32"):
+        def build(specaugment: bool, policy: str = "float32", jit=None):
             p = {**params, "specaugment": {**params.get("specaugment", {}),
-                                            "enabled": specaugment}}
+                                            "enabled": specaugment}, "jit_compile": jit}
             with distributed.precision_policy(policy):
                 return builders.build_cnn(p, shape, n_classes, seed=0)
 
@@ -98,6 +101,8 @@ def main() -> None:
         }
         if mixed:
             ways["project_" + mixed] = (build(True, mixed), ways["project"][1])
+        if args.jit:
+            ways["project_jit"] = (build(True, jit=True), ways["project"][1])
         for name, (model, run) in ways.items():  # tracing / first-epoch warm-up, not timed
             run(model)
         times = {name: [] for name in ways}
@@ -133,6 +138,9 @@ def main() -> None:
         result["mixed_precision_gain_cpu"] = spc["project_" + mixed] / spc["project"]
     else:
         result["mixed_precision"] = "not run (no bfloat16 CPU instructions, no GPU)"
+    if args.jit:
+        result["jit_gain"] = sps["project_jit"] / sps["project"]
+        result["jit_gain_cpu"] = spc["project_jit"] / spc["project"]
     emit(result)
 
 

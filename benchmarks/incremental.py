@@ -10,6 +10,9 @@ empty cache, then ``--reruns`` more times over the unchanged audio. Figures: the
 wall time for each, and each node's time (from Kedro's log timestamps, node + its dataset I/O).
 Target: a re-run under 5 % of the first run. Kedro's start-up (imports, hooks, catalog) is a
 fixed cost of every command, so both the whole command and the nodes' total are compared.
+Beside the wall times: the CPU seconds of each command (all its processes, joblib workers
+included: robust to other users' load on a shared machine), its peak memory (RSS summed over
+its processes) and the 1-minute load average before it started.
 """
 
 from __future__ import annotations
@@ -17,17 +20,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PROJECT_ROOT, SHARED_MINI, emit  # noqa: E402
+from _common import PROJECT_ROOT, SHARED_MINI, emit, run_with_peak_memory  # noqa: E402
 
 LOGGING_YML = """
 version: 1
@@ -54,20 +56,44 @@ def kedro_run(conf: Path, raw_root: Path, log: Path) -> dict:
     env = dict(os.environ, KEDRO_LOGGING_CONFIG=str(conf.parent / "logging.yml"))
     cmd = [shutil.which("kedro") or "kedro", "run", "--pipeline", "data_processing",
            "--conf-source", str(conf), "--params", f"raw_root={raw_root}"]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    log.write_text(proc.stdout + proc.stderr)
-    if proc.returncode:
-        raise RuntimeError(f"kedro run failed (log: {log}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = run_with_peak_memory(cmd, cwd=PROJECT_ROOT, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    wall, output = proc["wall_s"], proc["output"]
+    log.write_text(output)
+    if proc["returncode"]:
+        raise RuntimeError(f"kedro run failed (log: {log}):\n{output[-3000:]}")
     marks = []
-    for line in proc.stdout.splitlines():
+    for line in output.splitlines():
         if m := NODE_LINE.match(line):
             marks.append((m.group(2), _stamp(m.group(1))))
         elif m := LAST_LINE.match(line):
             marks.append(("end", _stamp(m.group(1))))
     nodes = {name: nxt - t for (name, t), (_, nxt) in zip(marks, marks[1:])}
-    return {"wall_s": wall, "nodes_s": nodes, "nodes_total_s": sum(nodes.values())}
+    return {"wall_s": wall, "nodes_s": nodes, "nodes_total_s": sum(nodes.values()),
+            "cpu_s": cpu, "peak_rss_mb": proc["peak_rss_mb"], "load_avg_before": load}
+
+
+def measure(raw_root: Path, reruns: int, tmp: Path) -> list[dict]:
+    """A first run and ``reruns`` re-runs of data processing on ``raw_root``, in a private data
+    tree under ``tmp`` (a copy of conf/ whose globals.data points there)."""
+    conf = tmp / "conf"
+    shutil.copytree(PROJECT_ROOT / "conf", conf)
+    globals_yml = conf / "base" / "globals.yml"
+    globals_yml.write_text(re.sub(r"(?m)^data:.*$", f"data: {tmp / 'data'}",
+                                  globals_yml.read_text()))
+    (tmp / "logging.yml").write_text(LOGGING_YML)
+    runs = []
+    for i in range(1 + reruns):
+        runs.append(kedro_run(conf, raw_root, tmp / f"run{i}.log"))
+        r = runs[-1]
+        print(f"run {i + 1} ({'first' if i == 0 else 're-run'}): command {r['wall_s']:.1f} s "
+              f"(CPU {r['cpu_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, load average "
+              f"{r['load_avg_before']:.1f} before), nodes {r['nodes_total_s']:.2f} s "
+              + ", ".join(f"{k} {v:.2f}" for k, v in r["nodes_s"].items()), flush=True)
+    return runs
 
 
 def main() -> None:
@@ -88,21 +114,7 @@ def main() -> None:
         else:
             raw_root = Path(args.root) if args.root else SHARED_MINI
             source = str(raw_root)
-        # a private data tree: conf/ copied, globals.data pointed at the temporary folder
-        conf = tmp / "conf"
-        shutil.copytree(PROJECT_ROOT / "conf", conf)
-        globals_yml = conf / "base" / "globals.yml"
-        globals_yml.write_text(re.sub(r"(?m)^data:.*$", f"data: {tmp / 'data'}",
-                                      globals_yml.read_text()))
-        (tmp / "logging.yml").write_text(LOGGING_YML)
-
-        runs = []
-        for i in range(1 + args.reruns):
-            runs.append(kedro_run(conf, raw_root, tmp / f"run{i}.log"))
-            r = runs[-1]
-            print(f"run {i + 1} ({'first' if i == 0 else 're-run'}): command {r['wall_s']:.1f} s, "
-                  f"nodes {r['nodes_total_s']:.2f} s "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in r["nodes_s"].items()), flush=True)
+        runs = measure(raw_root, args.reruns, tmp)
         cache_mb = sum(p.stat().st_size for p in (tmp / "data").rglob("*") if p.is_file()) / 2**20
 
     first, reruns = runs[0], runs[1:]
@@ -112,6 +124,9 @@ def main() -> None:
         "benchmark": "incremental",
         "source": source,
         "first_run_s": first["wall_s"],
+        "first_run_cpu_s": first["cpu_s"],
+        "first_run_peak_rss_mb": first["peak_rss_mb"],
+        "load_avg_before_first_run": first["load_avg_before"],
         "rerun_s": rerun_wall,
         "rerun_fraction": rerun_wall / first["wall_s"],
         "first_run_nodes_s": first["nodes_total_s"],

@@ -150,3 +150,14 @@ def test_fast_helpers_follow_other_parameters():
         librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)[0])
     assert audio._estimate_tuning(magnitude**2, sr, n_fft, 24) == librosa.estimate_tuning(
         S=magnitude**2, sr=sr, n_fft=n_fft, bins_per_octave=24)
+
+
+def test_rich_features_start_with_the_57_bit_for_bit_one_implementation():
+    # training tables, the rich table and the service all come through audio.analyse
+    params = audio.ExtractionParams(duration_s=5.0)
+    for kind in ("noise", "gaps"):
+        y = audio.fix_length(_synthetic(kind), params.n_samples)
+        result = audio.analyse(y, params, rich_segment_s=1.0)
+        np.testing.assert_array_equal(result.rich[:57], result.features)
+        np.testing.assert_array_equal(audio.rich_features(y, params, 1.0), result.rich)
+        assert len(result.rich) == len(audio.rich_feature_names(params, 1.0))

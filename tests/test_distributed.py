@@ -23,6 +23,7 @@ from music_genre.datasets import (
 )
 from music_genre.demo import write_demo_collection
 from music_genre.pipelines.data_processing import create_pipeline
+from tests.helpers import FILTERED
 
 GENRES = ["blues", "classical", "metal"]
 # short clips keep the test fast; the extraction length must match them (3 s minimum)
@@ -34,6 +35,7 @@ def _run_data_processing(raw: Path, out: Path, execution: dict) -> DataCatalog:
     catalog = DataCatalog(datasets={
         "raw_audio": AudioFolderDataset(path=str(raw)),
         "predefined_split": OptionalCSVDataset(filepath=str(out / "none.csv")),
+        "filtered_split_lists": MemoryDataset(FILTERED),
         "track_cache_previous": TrackCacheDataset(path=str(out / "track_cache")),
         "track_cache": TrackCacheDataset(path=str(out / "track_cache")),
         "manifest": CSVDataset(filepath=str(out / "manifest.csv")),
@@ -43,6 +45,8 @@ def _run_data_processing(raw: Path, out: Path, execution: dict) -> DataCatalog:
         "params:genres": MemoryDataset(GENRES),
         "params:extraction": MemoryDataset(EXTRACTION),
         "params:execution": MemoryDataset({"progress": False, **execution}),
+        "params:rich_features": MemoryDataset({"segment_s": 3.0}),
+        "params:augmentation": MemoryDataset({"degradations": []}),
         "params:split": MemoryDataset({"val": 0.25, "test": 0.25, "seed": 0}),
     })  # fmt: skip
     # the extraction part of data processing (the pipeline may grow other branches)

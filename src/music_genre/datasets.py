@@ -119,6 +119,15 @@ class TrackCache(Mapping):
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
 
+    def fields(self, key: str, names: list[str]) -> dict[str, np.ndarray]:
+        """The members ``names`` of entry ``key`` that it has (an ``.npz`` member is read only
+        when asked for: the features without the 330 kB spectrogram)."""
+        path = self._path(key)
+        if not path.is_file():
+            raise KeyError(key)
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in names if name in npz.files}
+
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._path(key).is_file()
 
@@ -137,7 +146,8 @@ class TrackCacheDataset(AbstractDataset[Mapping[str, Mapping[str, Any]], TrackCa
     The key of an entry hashes the audio bytes and the extraction parameters, so unchanged audio
     is never analysed twice and any parameter change misses the cache. Saving only adds entries;
     loading returns a lazy :class:`TrackCache`. Two catalog entries may point at one folder (one
-    read before extraction, one written by it): Kedro pipelines must stay acyclic.
+    read before extraction, one written by it): Kedro pipelines must stay acyclic. A generator
+    node may save it chunk by chunk (each save adds that chunk's entries).
     """
 
     def __init__(self, *, path: str, metadata: dict[str, Any] | None = None) -> None:

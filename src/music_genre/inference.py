@@ -92,7 +92,7 @@ def _threadpools():
 
 def one_blas_thread():
     """Context: analyse with one BLAS thread, as the pipelines do for every track
-    (``audio._cache_entry``): multi-threaded OpenBLAS sums in another order, and a file must
+    (``audio.track_entry``): multi-threaded OpenBLAS sums in another order, and a file must
     give the model the very numbers it would have had in training."""
     return _threadpools().limit(limits=1, user_api="blas")
 

@@ -66,8 +66,11 @@ def _classifier(inputs, x, n_classes: int, params: dict[str, Any], name: str):
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="genre",
                                  dtype="float32")(x)
     model = keras.Model(inputs, outputs, name=name)
+    # jit_compile: XLA for the training step (Keras' "auto" leaves it off on CPU-only machines);
+    # benchmarks/cnn_throughput.py --jit measures it
+    jit = params.get("jit_compile", "auto")
     model.compile(optimizer=_optimizer(params), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], jit_compile=jit if jit is not None else "auto")
     return model
 
 

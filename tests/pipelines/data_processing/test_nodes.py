@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro_datasets.pickle import PickleDataset
 
+from music_genre import audio
 from music_genre.datasets import AudioFolderDataset, TrackCacheDataset
 from music_genre.demo import GENRES, write_demo_collection
 from music_genre.pipelines.data_processing import create_pipeline
-from music_genre.pipelines.data_processing.nodes import probe_tracks, split_tracks
+from music_genre.pipelines.data_processing.nodes import (
+    extract_tracks,
+    probe_tracks,
+    split_tracks,
+)
 from tests.helpers import FILTERED
 
 SR = 22050
@@ -63,14 +71,18 @@ def test_pipeline_runs_with_a_real_runner_and_reports_without_losing_good_files(
         "filtered_split_lists": MemoryDataset(FILTERED),
         "track_cache_previous": TrackCacheDataset(path=cache),
         "track_cache": TrackCacheDataset(path=cache),
+        # read by the rich-tables node too: a file, so the runner does not release it
+        "manifest": PickleDataset(filepath=str(tmp_path / "manifest.pkl")),
         "params:genres": MemoryDataset(GENRES),
         "params:extraction": MemoryDataset(EXTRACTION),
         "params:execution": MemoryDataset(EXECUTION),
+        "params:rich_features": MemoryDataset({"segment_s": 3.0}),
+        "params:augmentation": MemoryDataset({"degradations": ["resample_8k"]}),
         "params:split": MemoryDataset({"val": 0.15, "test": 0.15, "seed": 1}),
     })
     # up to the manifest (kept as a free output), then the split on top of it
-    SequentialRunner().run(create_pipeline().to_outputs("manifest", "features", "spectrograms"),
-                           catalog)
+    SequentialRunner().run(create_pipeline().to_outputs(
+        "manifest", "features", "spectrograms", "rich_features", "degraded_features"), catalog)
     manifest = catalog.load("manifest")
     ok = manifest[manifest["status"] == "ok"]
     # the 0.25 s clip decodes but is shorter than min_duration_s: excluded at extraction
@@ -84,6 +96,54 @@ def test_pipeline_runs_with_a_real_runner_and_reports_without_losing_good_files(
     SequentialRunner().run(create_pipeline().only_nodes("split_tracks"), catalog)
     split = catalog.load("split")
     assert set(split["track_id"]) == set(ok["track_id"])
+
+    # one pass per track, one implementation: the rich table starts with the 57, bit for bit,
+    # and the degraded copy's row is audio.degrade then the same analysis
+    rich, degraded = catalog.load("rich_features"), catalog.load("degraded_features")
+    assert list(rich["track_id"]) == list(features["track_id"])
+    assert rich.shape == (31, 2 + len(audio.rich_feature_names(audio.ExtractionParams())))
+    np.testing.assert_array_equal(rich.iloc[:, 2:59].to_numpy(), features.iloc[:, 2:].to_numpy())
+    assert list(degraded["degradation"].unique()) == ["resample_8k"] and len(degraded) == 31
+    params = audio.ExtractionParams(**EXTRACTION)
+    row = manifest.set_index("track_id").loc["jazz.00091"]  # 44.1 kHz stereo FLAC
+    y = audio.fix_length(audio.load_audio(row["path"], sr=SR), params.n_samples)
+    with audio._one_blas_thread():  # as the workers: one BLAS summation order
+        expected = audio.rich_features(audio.degrade(y, SR, "resample_8k"), params)
+    got = degraded.set_index("track_id").loc["jazz.00091"].iloc[2:].to_numpy(float)
+    np.testing.assert_array_equal(got, expected)
+    assert len(list(TrackCacheDataset(path=cache).load())) == 32  # one entry per decoded file
+
+
+def test_extraction_streams_chunks_and_a_new_chain_computes_only_that_chain(collection,
+                                                                            tmp_path):
+    assert inspect.isgeneratorfunction(extract_tracks)  # Kedro saves each yielded chunk
+    listing = AudioFolderDataset(path=str(collection)).load()
+    probed = probe_tracks(listing, GENRES)
+    probed = probed[probed["status"] == "ok"].iloc[:5]
+    store = TrackCacheDataset(path=str(tmp_path / "cache"))
+    execution = {**EXECUTION, "cache_write_every": 2}
+    rich = {"segment_s": 1.0}
+
+    def run(chains):
+        chunks = []
+        for chunk, keys in extract_tracks(probed, store.load(), EXTRACTION, rich,
+                                          {"degradations": chains}, execution):
+            chunks.append(sorted(chunk))
+            store.save(chunk)
+        return chunks, keys
+
+    chunks, keys = run([])
+    assert [len(c) for c in chunks] == [2, 2, 1]  # written as they come, never all at once
+    first = {k: store.load()[k] for k in keys["cache_key"]}
+    assert all(len(e["degraded"]) == 0 for e in first.values())
+    chunks, _ = run(["resample_8k"])  # a chain added: the same entries, that chain added
+    assert sum(map(len, chunks)) == 5
+    for key, old in first.items():
+        new = store.load()[key]
+        np.testing.assert_array_equal(new["features"], old["features"])
+        np.testing.assert_array_equal(new["mel"], old["mel"])
+        assert list(new["degraded_chains"]) == ["resample_8k"] and new["degraded"].shape[0] == 1
+    assert run(["resample_8k"])[0] == [[]]  # nothing left to do: one empty chunk
 
 
 def _manifest(n_per_genre: int) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -46,63 +47,103 @@ def probe_tracks(raw_audio: pd.DataFrame, genres: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
 
-def _cache_key(path: str, params: audio.ExtractionParams) -> str:
+def _cache_key(path: str, params: audio.ExtractionParams, segment_s: float) -> str:
+    """Hash of the audio bytes, the extraction parameters, the rich-feature segment length and
+    the package version: unchanged audio under unchanged parameters is never analysed twice."""
     digest = hashlib.sha1()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     digest.update(json.dumps(params.as_dict(), sort_keys=True).encode())
+    digest.update(json.dumps({"rich_segment_s": segment_s}).encode())
     digest.update(__version__.encode())
     return digest.hexdigest()[:20]
 
 
-# one track → its cache entry (status, reason, features, float16 spectrogram); defined in
-# music_genre.audio so that joblib/Dask workers import librosa only, not pandas and Kedro
-_analyse_one = audio._cache_entry
+def _segment_s(rich: dict[str, Any] | None) -> float:
+    return float((rich or {}).get("segment_s", 3.0) or 0.0)
+
+
+def _chains(augmentation: dict[str, Any] | None) -> list[str]:
+    kinds = list(dict.fromkeys(evaluation.name_list((augmentation or {}).get("degradations"))))
+    evaluation.check_chains(kinds, "params:augmentation.degradations")
+    return kinds
+
+
+# (path, previous entry or None) → cache entry; defined in music_genre.audio so that joblib/Dask
+# workers import librosa only, not pandas and Kedro (~1 s of start-up per worker process)
+_entry_job = audio.track_entry_job
 
 
 def extract_tracks(
     probed: pd.DataFrame,
     previous_cache: TrackCache,
     extraction: dict[str, Any],
+    rich: dict[str, Any],
+    augmentation: dict[str, Any],
     execution: dict[str, Any],
-) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
-    """Analyse every usable track not already in the cache (features + spectrogram), in parallel.
+) -> Iterator[tuple[dict[str, dict[str, Any]], pd.DataFrame]]:
+    """Analyse every usable track not already in the cache, in ONE pass per track, in parallel.
 
-    Returns the new cache entries and each track's cache key. The key hashes the audio bytes and
-    the extraction parameters: unchanged audio is never analysed twice, a parameter change
-    recomputes everything.
+    One worker call per track decodes it once and computes from one STFT the 57 features, the
+    spectrogram and the rich features, plus the rich features of each degraded copy listed in
+    ``augmentation.degradations`` (``audio.track_entry``); one cache entry per track holds them
+    all. An entry that lacks a chain added since gets just that chain computed.
+
+    A generator node: it yields ``(new cache entries, track keys)`` every
+    ``execution.cache_write_every`` tracks, and Kedro saves each chunk as it comes, so new
+    entries never pile up in memory. The key hashes the audio bytes and the parameters.
     """
     params = audio.ExtractionParams.from_dict(extraction)
+    segment_s, chains = _segment_s(rich), tuple(_chains(augmentation))
     usable = probed[probed["status"] == "ok"]
     paths = usable["path"].astype(str).to_numpy()
-    keys = [_cache_key(p, params) for p in paths]
-    todo = [(k, p) for k, p in zip(keys, paths) if k not in previous_cache]
-    logger.info("Extraction: %d usable tracks, %d cached, %d to analyse",
-                len(paths), len(paths) - len(todo), len(todo))
+    keys = [_cache_key(p, params, segment_s) for p in paths]
+    track_keys = pd.DataFrame({"track_id": usable["track_id"].to_numpy(), "cache_key": keys})
+    todo, seen = [], set()  # (key, path, previous entry lacks chains)
+    for key, path in zip(keys, paths):
+        if key in seen:  # two files with the same bytes: one analysis
+            continue
+        seen.add(key)
+        if key not in previous_cache:
+            todo.append((key, path, False))
+        elif chains:
+            got = previous_cache.fields(key, ["status", "degraded_chains"])
+            if str(got["status"]) == "ok" and not set(chains) <= set(
+                    map(str, got.get("degraded_chains", ()))):
+                todo.append((key, path, True))
+    logger.info("Extraction: %d usable tracks, %d cached, %d to analyse (%d for new "
+                "degradation chains only)", len(paths), len(paths) - len(todo), len(todo),
+                sum(partial for *_, partial in todo))
 
     n_jobs = int(execution.get("n_jobs", -1))
-    progress = tqdm(total=len(todo), desc="extract features+spectrograms", unit="track",
-                    disable=not execution.get("progress", True) or not todo)
-    new_entries: dict[str, dict[str, Any]] = {}
-    if todo and (len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1
-                 or distributed.scheduler_of(execution) == "dask"):
+    on_dask = distributed.scheduler_of(execution) == "dask"
+    parallel = len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1
+    if todo and (parallel or on_dask):
         audio.warm_up(params)  # fill the numba cache before workers start (no compile race)
-    if distributed.scheduler_of(execution) == "dask" and todo:
+    kwargs = {"params": params, "segment_s": segment_s, "chains": chains}
+    # previous entries are read lazily, as each job is handed to a worker
+    jobs = ((p, previous_cache[k] if partial else None) for k, p, partial in todo)
+    if on_dask and todo:
         # a Dask cluster (execution.dask.address, or a LocalCluster): see music_genre.distributed
-        results = distributed.map_on_dask(_analyse_one, [p for _, p in todo],
-                                          execution.get("dask"), params=params)
-    elif len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1:
+        results = distributed.map_on_dask(_entry_job, jobs, execution.get("dask"), **kwargs)
+    elif parallel:
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_analyse_one)(p, params) for _, p in todo
-        )
+            delayed(_entry_job)(job, **kwargs) for job in jobs)
     else:
-        results = (_analyse_one(p, params) for _, p in todo)
-    for (key, _), entry in zip(todo, results):
-        new_entries[key] = entry
+        results = (_entry_job(job, **kwargs) for job in jobs)
+    every = max(1, int(execution.get("cache_write_every", 32)))
+    progress = tqdm(total=len(todo), desc="extract (one pass per track)", unit="track",
+                    disable=not execution.get("progress", True) or not todo)
+    chunk: dict[str, dict[str, Any]] = {}
+    for (key, *_), entry in zip(todo, results):
+        chunk[key] = entry
         progress.update()
+        if len(chunk) >= every:
+            yield chunk, track_keys
+            chunk = {}
     progress.close()
-    return new_entries, pd.DataFrame({"track_id": usable["track_id"].to_numpy(), "cache_key": keys})
+    yield chunk, track_keys  # the last chunk (maybe empty: every track was cached)
 
 
 def assemble_dataset(
@@ -116,17 +157,16 @@ def assemble_dataset(
     manifest = probed.copy()
     key_of = dict(zip(track_keys["track_id"].astype(str), track_keys["cache_key"].astype(str)))
     feature_rows, spectrogram_keys, ids = [], [], []
-    mel_shape = (params.n_mels, params.n_frames)
+    mel_shape = (params.n_mels, params.n_frames)  # every entry's spectrogram has this shape
     for i, rec in manifest.iterrows():
         if rec["status"] != "ok":
             continue
-        entry = cache[key_of[str(rec["track_id"])]]
+        entry = cache.fields(key_of[str(rec["track_id"])], ["status", "reason", "features"])
         if str(entry["status"]) != "ok":
             manifest.loc[i, ["status", "reason"]] = ["excluded", str(entry["reason"])]
             continue
         feature_rows.append(entry["features"])
         spectrogram_keys.append(key_of[str(rec["track_id"])])
-        mel_shape = entry["mel"].shape
         ids.append(str(rec["track_id"]))
 
     excluded = manifest[manifest["status"] != "ok"]
@@ -167,12 +207,19 @@ class _CachedSpectrograms:
 
     def __getitem__(self, item):
         if isinstance(item, (int, np.integer)):
-            return self._cache[self._keys[item]]["mel"].astype(self.dtype, copy=False)
+            return self._mel(self._keys[item])
         keys = self._keys[item] if isinstance(item, slice) else [self._keys[i] for i in item]
         out = np.empty((len(keys), *self.shape[1:]), self.dtype)
         for j, key in enumerate(keys):
-            out[j] = self._cache[key]["mel"]
+            out[j] = self._mel(key)
         return out
+
+    def _mel(self, key: str) -> np.ndarray:
+        mel = self._cache.fields(key, ["mel"])["mel"]
+        if mel.shape != self.shape[1:]:
+            raise ValueError(f"track cache entry {key}: spectrogram {mel.shape}, expected "
+                             f"{self.shape[1:]} from params:extraction; delete the entry")
+        return mel.astype(self.dtype, copy=False)
 
     def __array__(self, dtype=None, copy=None):
         out = self[:]
@@ -195,120 +242,64 @@ def split_tracks(
     return splits.make_split(ok, predefined, filtered_lists, split)
 
 
-def _rich_one(path: str, params: audio.ExtractionParams, segment_s: float,
-              degradation: str = "full") -> dict[str, Any]:
-    from threadpoolctl import threadpool_limits
-
-    try:
-        y = audio.fix_length(audio.load_audio(path, sr=params.sample_rate), params.n_samples)
-        with threadpool_limits(1):  # one BLAS thread: bit-identical wherever it runs (service)
-            y = audio.degrade(y, params.sample_rate, degradation)
-            rich = audio.rich_features(y, params, segment_s)
-        return {"status": np.array("ok"), "rich": rich}
-    except Exception as exc:  # assemble_dataset already reported undecodable files
-        return {"status": np.array("excluded"), "reason": np.array(f"{path}: {exc!r}")}
-
-
-def _rich_tables(manifest: pd.DataFrame, previous_cache: TrackCache, extraction: dict[str, Any],
-                 rich: dict[str, Any], execution: dict[str, Any], degradations: list[str],
-                 what: str) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
-    """Rich features of every usable track as it is (``full``) or after each real-world chain in
-    ``degradations``, cached per track and chain. Returns the new cache entries and one table
-    (``track_id``, ``genre``, feature columns) per chain."""
-    params = audio.ExtractionParams.from_dict(extraction)
-    segment_s = float(rich.get("segment_s", 3.0) or 0.0)
-    ok = manifest[manifest["status"] == "ok"]
-    paths = ok["path"].astype(str).to_numpy()
-    base_tag = {"rich": rich, "version": __version__}
-    audio_keys = [_cache_key(p, params) for p in paths]  # each file read and hashed once
-    jobs = []  # (chain, key, path) for every track of every chain
-    for kind in degradations:
-        tag = json.dumps(base_tag if kind == "full" else {**base_tag, "degradation": kind},
-                         sort_keys=True)
-        jobs += [(kind, hashlib.sha1((key + tag).encode()).hexdigest()[:20], p)
-                 for key, p in zip(audio_keys, paths)]
-    todo = [(kind, k, p) for kind, k, p in jobs if k not in previous_cache]
-    logger.info("%s: %d track analyses, %d cached, %d to compute", what, len(jobs),
-                len(jobs) - len(todo), len(todo))
-    n_jobs = int(execution.get("n_jobs", -1))
-    progress = tqdm(total=len(todo), desc=what, unit="track",
-                    disable=not execution.get("progress", True) or not todo)
-    if len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1:
-        audio.warm_up(params)  # fill the numba cache before workers start (no compile race)
-        results = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_rich_one)(p, params, segment_s, kind) for kind, _, p in todo)
-    else:
-        results = (_rich_one(p, params, segment_s, kind) for kind, _, p in todo)
-    new_entries = {}
-    for (_, key, _), result in zip(todo, results):
-        new_entries[key] = result
-        progress.update()
-    progress.close()
-    names = audio.rich_feature_names(params, segment_s)
-    tables = {}
-    for i, kind in enumerate(degradations):
-        rows, ids, genres = [], [], []
-        chain = jobs[i * len(paths) : (i + 1) * len(paths)]
-        for (_, key, _), tid, genre in zip(chain, ok["track_id"].astype(str),
-                                           ok["genre"].astype(str)):
-            entry = new_entries[key] if key in new_entries else previous_cache[key]
-            if str(entry["status"]) != "ok":
-                logger.warning("%s: %s left out (%s)", what, tid, str(entry["reason"]))
-                continue
-            rows.append(entry["rich"])
-            ids.append(tid)
-            genres.append(genre)
-        table = pd.DataFrame(np.vstack(rows) if rows else np.zeros((0, len(names))),
-                             columns=names)
-        table.insert(0, "genre", genres)
-        table.insert(0, "track_id", ids)
-        tables[kind] = table
-    return new_entries, tables
-
-
-def extract_rich_features(
+def assemble_rich_tables(
     manifest: pd.DataFrame,
-    previous_cache: TrackCache,
-    extraction: dict[str, Any],
-    rich: dict[str, Any],
-    execution: dict[str, Any],
-) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
-    """The rich feature table (``audio.rich_features``: the 57 + variances, deltas, contrast,
-    tonnetz, segment statistics) of every usable track, cached per track like the extraction.
-
-    Returns the new cache entries and the table (``track_id``, ``genre``, feature columns).
-    """
-    new_entries, tables = _rich_tables(manifest, previous_cache, extraction, rich, execution,
-                                       ["full"], "rich features")
-    return new_entries, tables["full"]
-
-
-def extract_degraded_features(
-    manifest: pd.DataFrame,
-    previous_cache: TrackCache,
+    track_keys: pd.DataFrame,
+    cache: TrackCache,
     extraction: dict[str, Any],
     rich: dict[str, Any],
     augmentation: dict[str, Any],
-    execution: dict[str, Any],
-) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
-    """The rich features of every usable track after each real-world chain listed in
-    ``augmentation.degradations`` (``audio.degrade``: resampled through 16 or 8 kHz, MP3, or
-    chains such as ``mp3>resample_8k``), as users' recordings arrive. Models add the rows of
-    their *training* tracks to their training set (``<model>.augment``) or read one chain
-    instead of the original (``<model>.input_degradation``); ``evaluate_cv`` also scores test
-    folds on them (robustness).
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rich feature table and the degraded-copies table of every usable track, read from
+    the cache entries ``extract_tracks`` wrote (no audio is decoded here).
 
-    Returns the new cache entries and one long table: ``track_id``, ``genre``, ``degradation``,
-    then the rich feature columns (empty when no chain is listed).
+    * ``rich_features``: ``track_id``, ``genre``, then :func:`music_genre.audio.rich_feature_names`
+      (the 57 + variances, deltas, contrast, tonnetz, segment statistics); its first 57 columns
+      equal the ``features`` table bit for bit (one implementation);
+    * ``degraded_features``: the same after each real-world chain listed in
+      ``augmentation.degradations`` (``audio.degrade``: resampled through 16 or 8 kHz, MP3, or
+      chains such as ``mp3>resample_8k``), as users' recordings arrive, one long table with a
+      ``degradation`` column (empty when no chain is listed). Models add the rows of their
+      *training* tracks to their training set (``<model>.augment``) or read one chain instead of
+      the original (``<model>.input_degradation``); ``evaluate_cv`` also scores test folds on
+      them (robustness).
     """
-    kinds = list(dict.fromkeys(evaluation.name_list(augmentation.get("degradations"))))
-    evaluation.check_chains(kinds, "params:augmentation.degradations")
-    new_entries, tables = _rich_tables(manifest, previous_cache, extraction, rich, execution,
-                                       kinds, "degraded features")
     params = audio.ExtractionParams.from_dict(extraction)
-    names = audio.rich_feature_names(params, float(rich.get("segment_s", 3.0) or 0.0))
-    frames = [t.assign(degradation=kind) for kind, t in tables.items()]
+    segment_s, chains = _segment_s(rich), _chains(augmentation)
+    names = audio.rich_feature_names(params, segment_s)
+    key_of = dict(zip(track_keys["track_id"].astype(str), track_keys["cache_key"].astype(str)))
+    ok = manifest[manifest["status"] == "ok"]
+    full_rows, full_ids, full_genres = [], [], []
+    low = {chain: ([], [], []) for chain in chains}
+    for tid, genre in zip(ok["track_id"].astype(str), ok["genre"].astype(str)):
+        entry = cache.fields(key_of[tid], ["status", "reason", "rich", "degraded_chains",
+                                           "degraded", "degraded_errors"])
+        if str(entry["status"]) != "ok":  # assemble_dataset has excluded it already
+            continue
+        full_rows.append(entry["rich"])
+        full_ids.append(tid)
+        full_genres.append(genre)
+        have = [str(c) for c in entry.get("degraded_chains", ())]
+        for chain in chains:
+            i = have.index(chain)
+            if str(entry["degraded_errors"][i]):
+                logger.warning("degraded features: %s left out (%s)", tid,
+                               str(entry["degraded_errors"][i]))
+                continue
+            rows, ids, genres = low[chain]
+            rows.append(entry["degraded"][i])
+            ids.append(tid)
+            genres.append(genre)
+
+    def table(rows, ids, genres, **extra) -> pd.DataFrame:
+        out = pd.DataFrame(np.vstack(rows) if rows else np.zeros((0, len(names))), columns=names)
+        for i, (name, value) in enumerate({"track_id": ids, "genre": genres, **extra}.items()):
+            out.insert(i, name, value)
+        return out
+
+    rich_table = table(full_rows, full_ids, full_genres)
     columns = ["track_id", "genre", "degradation", *names]
-    table = (pd.concat(frames, ignore_index=True)[columns] if frames
-             else pd.DataFrame(columns=columns))
-    return new_entries, table
+    frames = [table(*low[c], degradation=[c] * len(low[c][0])) for c in chains]
+    degraded = (pd.concat(frames, ignore_index=True)[columns] if frames
+                else pd.DataFrame(columns=columns))
+    return rich_table, degraded

@@ -2,8 +2,7 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     assemble_dataset,
-    extract_degraded_features,
-    extract_rich_features,
+    assemble_rich_tables,
     extract_tracks,
     probe_tracks,
     split_tracks,
@@ -15,9 +14,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(probe_tracks, ["raw_audio", "params:genres"], "probed_tracks",
                  name="probe_tracks"),
+            # one pass per track: decode once, one STFT for the 57 features, the spectrogram and
+            # the rich features, plus each degraded copy of params:augmentation.degradations
             Node(extract_tracks,
                  ["probed_tracks", "track_cache_previous", "params:extraction",
-                  "params:execution"],
+                  "params:rich_features", "params:augmentation", "params:execution"],
                  ["track_cache", "track_keys"], name="extract_tracks"),
             Node(assemble_dataset,
                  ["probed_tracks", "track_keys", "track_cache", "params:extraction"],
@@ -25,16 +26,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(split_tracks,
                  ["manifest", "predefined_split", "filtered_split_lists", "params:split"],
                  "split", name="split_tracks"),
-            # the 57 + variances, deltas, contrast, tonnetz, segment statistics (issue 8)
-            Node(extract_rich_features,
-                 ["manifest", "rich_cache_previous", "params:extraction", "params:rich_features",
-                  "params:execution"],
-                 ["rich_cache", "rich_features"], name="extract_rich_features"),
-            # the same after 16/8 kHz resampling or MP3 (params:augmentation.degradations):
-            # robustness training rows for rf/mlp, robustness scoring in evaluate_cv
-            Node(extract_degraded_features,
-                 ["manifest", "degraded_cache_previous", "params:extraction",
-                  "params:rich_features", "params:augmentation", "params:execution"],
-                 ["degraded_cache", "degraded_features"], name="extract_degraded_features"),
+            # the 57 + variances, deltas, contrast, tonnetz, segment statistics (issue 8), and
+            # the same after 16/8 kHz resampling or MP3: robustness training rows for rf/mlp,
+            # robustness scoring in evaluate_cv. Read from the cache entries: no decoding here.
+            Node(assemble_rich_tables,
+                 ["manifest", "track_keys", "track_cache", "params:extraction",
+                  "params:rich_features", "params:augmentation"],
+                 ["rich_features", "degraded_features"], name="assemble_rich_tables"),
         ]
     )
