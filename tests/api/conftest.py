@@ -33,7 +33,7 @@ API_TEST_PARAMS = {
             "bn_momentum": 0.8},
     "rf": {"random_forest": {"n_estimators": 20, "n_jobs": 1}, "pca_components": 5},
     "api": {"max_upload_mb": MAX_UPLOAD_MB, "min_duration_s": 3.0, "warmup": False,
-            "max_concurrent": 2},
+            "max_concurrent": 2, "max_queue": 32},
 }
 
 
