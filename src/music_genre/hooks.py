@@ -44,7 +44,8 @@ class ProjectHooks:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         runtime = dict(run_params.get("runtime_params") or {})
         self._training_data.update(
-            session_id=run_params.get("session_id"), runtime_params=runtime,
+            session_id=run_params.get("run_id") or run_params.get("session_id"),
+            pipelines=run_params.get("pipeline_names"), runtime_params=runtime,
             trained_at=datetime.now(UTC).isoformat(timespec="seconds"))
         if runtime.get("raw_root"):
             self._training_data.update(synthetic=False,
