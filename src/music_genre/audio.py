@@ -31,7 +31,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -236,17 +236,21 @@ class DecodedAudio:
     duration_s: float
     #: decoding stopped at the bound: the file holds more than ``y``
     truncated: bool
+    _at: dict = field(default_factory=dict, repr=False)  # resampled copies (one per rate)
 
     @property
     def decoded_s(self) -> float:
         return len(self.y) / self.sample_rate
 
     def resampled(self, sr: int) -> np.ndarray:
-        """``y`` at ``sr`` Hz, resampled exactly as :func:`load_audio` resamples."""
+        """``y`` at ``sr`` Hz, resampled exactly as :func:`load_audio` resamples (once per
+        rate: the ensemble's members and the spectrogram share it)."""
         if sr == self.sample_rate:
             return self.y
-        return librosa.resample(self.y, orig_sr=self.sample_rate, target_sr=sr,
-                                res_type="soxr_hq").astype(np.float32, copy=False)
+        if sr not in self._at:
+            self._at[sr] = librosa.resample(self.y, orig_sr=self.sample_rate, target_sr=sr,
+                                            res_type="soxr_hq").astype(np.float32, copy=False)
+        return self._at[sr]
 
 
 def decode_bounded(

@@ -19,7 +19,7 @@ from music_genre.pipelines.training.nodes import (
     evaluate_model,
     train_model,
 )
-from tests.helpers import PROJECT_ROOT, TINY, latest, make_project, run
+from tests.helpers import FILTERED, PROJECT_ROOT, TINY, latest, make_project, run
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae",
           "rock"]
@@ -178,7 +178,7 @@ def test_a_predefined_split_csv_drives_every_model(kind):
     manifest = pd.DataFrame({"track_id": ids, "genre": genre, "status": "ok"})
     csv = pd.DataFrame({"track_id": [f"{i}.wav" for i in ids],
                         "split": (["train"] * 3 + ["val", "test", "test"]) * 4})
-    split = split_tracks(manifest, csv, {"val": 0.2, "test": 0.2, "seed": 0})
+    split = split_tracks(manifest, csv, FILTERED, {"val": 0.2, "test": 0.2, "seed": 0})
     assert (split.set_index("track_id").loc[ids, "split"].to_numpy()
             == csv["split"].to_numpy()).all()
     centre = {g: rng.normal(size=8) * 3 for g in GENRES[:4]}

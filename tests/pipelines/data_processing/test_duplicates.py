@@ -54,12 +54,14 @@ def test_run_with_duplicates_finishes_with_one_warning_and_a_clean_split(collect
     catalog = DataCatalog({
         "raw_audio": AudioFolderDataset(path=str(collection)),
         "predefined_split": MemoryDataset(pd.DataFrame()),
+        "filtered_split_lists": MemoryDataset(pd.DataFrame({"track_id": [], "split": []})),
         "track_cache_previous": TrackCacheDataset(path=cache),
         "track_cache": TrackCacheDataset(path=cache),
         "params:genres": MemoryDataset(GENRES),
         "params:extraction": MemoryDataset(EXTRACTION),
         "params:execution": MemoryDataset({"n_jobs": 1, "progress": False}),
-        "params:split": MemoryDataset({"val": 0.25, "test": 0.25, "seed": 3}),
+        "params:split": MemoryDataset({"scheme": "random", "val": 0.25, "test": 0.25,
+                                       "seed": 3}),
     })
     pipeline = create_pipeline()
     with caplog.at_level(logging.WARNING):
@@ -89,11 +91,11 @@ def test_split_never_puts_one_id_in_two_parts():
     rows = [{"track_id": f"{g}.{i:05d}", "genre": g, "status": "ok"}
             for g in GENRES for i in range(6)]
     rows += [{"track_id": "rock.00001", "genre": "metal", "status": "ok"}]  # same id, 2 genres
-    split = split_tracks(pd.DataFrame(rows), pd.DataFrame(), {"val": 0.2, "test": 0.2,
-                                                              "seed": 0})
+    random = {"scheme": "random", "val": 0.2, "test": 0.2, "seed": 0}
+    split = split_tracks(pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame(), random)
     assert not split["track_id"].duplicated().any() and len(split) == 60
     conflicting = pd.DataFrame({"track_id": ["rock.00001", "rock.00001"],
                                 "split": ["train", "test"]})
-    with pytest.raises(ValueError, match="more than one split"):
-        split_tracks(pd.DataFrame(rows), conflicting, {})
+    with pytest.raises(ValueError, match="more than once"):
+        split_tracks(pd.DataFrame(rows), conflicting, pd.DataFrame(), {"scheme": "predefined"})
     assert np.all(split.groupby("track_id")["split"].nunique() == 1)

@@ -22,6 +22,18 @@ async function authorisedFetch(url, options = {}) {
   return response;
 }
 
+// "grouped CV 88 % · test 85 %": the ranking's honest figure first (GET /models)
+function figures(m) {
+  const f = m.figures || {};
+  const pct = (x) => `${(100 * x.accuracy).toFixed(0)} %`;
+  const parts = [];
+  if (f.grouped) parts.push(`grouped CV ${pct(f.grouped)}`);
+  if (f.holdout) parts.push(`other artists ${pct(f.holdout)}`);
+  const split = f.split || (m.metrics && m.metrics.accuracy != null ? m.metrics : null);
+  if (split) parts.push(`test ${pct(split)}`);
+  return parts.length ? ` (${parts.join(" · ")})` : "";
+}
+
 async function loadModels() {
   const select = $("model");
   const response = await authorisedFetch("models");
@@ -30,10 +42,8 @@ async function loadModels() {
   for (const m of body.models) {
     const option = document.createElement("option");
     option.value = m.name;
-    const acc = m.available && m.metrics && m.metrics.accuracy != null
-      ? ` (test accuracy ${(100 * m.metrics.accuracy).toFixed(0)} %)` : "";
     const demo = m.synthetic ? " [demo: trained on synthetic audio]" : "";
-    option.textContent = m.available ? m.name + acc + demo : `${m.name} (not trained)`;
+    option.textContent = m.available ? m.name + figures(m) + demo : `${m.name} (not trained)`;
     option.disabled = !m.available;
     option.selected = m.default;
     option.dataset.synthetic = m.synthetic ? "true" : "false";
@@ -44,6 +54,8 @@ async function loadModels() {
     $("warning").textContent = `Models ${demo.join(", ")} were trained on synthetic demo ` +
       "audio: not for real music. Train on real audio to get meaningful genres.";
   }
+  const note = $("default-note");
+  if (note) note.textContent = `default: ${body.default_model} (chosen by ${body.default_chosen_by})`;
 }
 
 function drawChart(probabilities, top) {
