@@ -198,7 +198,8 @@ class Service:
                 return {f: row.get(f) for f in selection.FIGURES}
         return {}
 
-    #: whether each model was trained on synthetic demo audio (see training_data_of)
+    #: the env declares synthetic training audio (params:training_data), for models trained
+    #: before their metrics recorded it (see training_data)
     synthetic_env: bool = False
 
     def predict(self, data: bytes, name: str, filename: str, spectrogram: bool = False):
