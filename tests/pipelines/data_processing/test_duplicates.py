@@ -4,6 +4,7 @@ and no track id in two parts of the split."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 
@@ -18,6 +19,7 @@ from music_genre.datasets import AudioFolderDataset, TrackCacheDataset
 from music_genre.demo import GENRES, write_demo_collection
 from music_genre.pipelines.data_processing import create_pipeline
 from music_genre.pipelines.data_processing.nodes import probe_tracks, split_tracks
+from tests.helpers import TINY, latest, make_project, run
 
 EXTRACTION = {"duration_s": 4.0, "min_duration_s": 1.0}
 
@@ -99,3 +101,24 @@ def test_split_never_puts_one_id_in_two_parts():
     with pytest.raises(ValueError, match="more than once"):
         split_tracks(pd.DataFrame(rows), conflicting, pd.DataFrame(), {"scheme": "predefined"})
     assert np.all(split.groupby("track_id")["split"].nunique() == 1)
+
+
+def test_rf_run_on_a_folder_with_duplicates_finishes(collection, tmp_path, caplog):
+    """The issue's failing command, ``kedro run --pipeline rf --params raw_root=<folder>`` in the
+    demo env, on the folder with duplicates: it finishes; the model's metrics record what it was
+    trained on; a second run with the same override warns that it replaces the latest versions."""
+    project = make_project(tmp_path / "project")
+    params = {**TINY, "extraction": EXTRACTION, "raw_root": str(collection)}
+    run(project, "rf", env="demo", params=params)
+    data = project / "data" / "demo"
+    metrics = json.loads(latest(data / "08_reporting" / "rf" / "metrics.json",
+                                "metrics.json").read_text())
+    assert metrics["training_data"]["synthetic"] is False  # real files, not the demo's audio
+    assert metrics["training_data"]["description"] == f"audio files under {collection}"
+    split = pd.read_csv(latest(data / "05_model_input" / "split.csv", "split.csv"))
+    assert not split["track_id"].duplicated().any()
+    with caplog.at_level(logging.WARNING, logger="music_genre.hooks"):
+        run(project, "data_processing", env="demo", params=params)
+    replaced = [r.getMessage() for r in caplog.records
+                if r.name == "music_genre.hooks" and r.levelno == logging.WARNING]
+    assert len(replaced) == 1 and "manifest" in replaced[0] and "raw_root" in replaced[0]
