@@ -200,6 +200,29 @@ def test_open_listener_without_token_warns(caplog):
     assert len(caplog.records) == 1 and "MUSIC_GENRE_API_TOKEN" in caplog.text
 
 
+def test_first_request_on_a_public_address_without_token_warns_once(caplog):
+    """``uvicorn ... --host 0.0.0.0`` never tells the app where it listens: the Gate warns when
+    the first request arrives on a non-loopback address and no token is set."""
+
+    async def ok_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    settings = ApiSettings(max_concurrent=1, max_queue=1)
+    gate = Gate(ok_app, settings=lambda: settings, protected={"/models"}, admitted=set())
+
+    async def main():
+        for base in ("http://127.0.0.1", "http://10.1.2.3", "http://10.1.2.3"):
+            transport = httpx.ASGITransport(app=gate)
+            async with httpx.AsyncClient(transport=transport, base_url=base) as http:
+                assert (await http.get("/models")).status_code == 200
+
+    with caplog.at_level(logging.WARNING, logger="music_genre.api.service"):
+        anyio.run(main)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "10.1.2.3 without a token" in warnings[0]
+
+
 def test_requests_beyond_the_queue_get_503_with_retry_after():
     """Gate in front of a real ASGI app whose requests wait on an event: with 1 running and 1
     queued, the third request is answered 503 at once, before its body is read."""

@@ -18,6 +18,7 @@ open.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hmac
 import logging
@@ -37,7 +38,13 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from music_genre import __version__, inference
-from music_genre.api.service import ApiSettings, Service, load_service
+from music_genre.api.service import (
+    ApiSettings,
+    Service,
+    beyond_loopback,
+    load_service,
+    warn_if_open,
+)
 from music_genre.audio import AudioError
 
 logger = logging.getLogger(__name__)
@@ -142,6 +149,7 @@ class Gate:
         self.protected, self.admitted = protected, admitted
         self.inside = 0
         self.mean_s = 5.0  # moving average of an admitted request's time, for Retry-After
+        self.open_warned = False
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "")
@@ -150,6 +158,13 @@ class Gate:
         settings = self.settings()
         if settings is None:  # not started yet
             return await self.app(scope, receive, send)
+        if not settings.token and not self.open_warned:
+            # `uvicorn ... --host 0.0.0.0` does not tell the app where it listens: the first
+            # request that arrives on a non-loopback address does
+            server = scope.get("server") or (None,)
+            if beyond_loopback(server[0]):
+                self.open_warned = True
+                warn_if_open(dataclasses.replace(settings, host=server[0]))
         if path in self.protected and settings.token and not _authorised(scope, settings.token):
             response = _plain_error(
                 401, "missing or wrong token: send 'Authorization: Bearer <token>' (the "
