@@ -350,7 +350,8 @@ def load_service(settings: ApiSettings | None = None) -> Service:
                 status.reason = f"model '{name}' has not been trained yet: {exc}"
                 logger.warning("%s; train it with `%s`", status.reason, status.train_command)
             except Exception as exc:  # a corrupt or incompatible file must not stop the others
-                status.reason = f"model '{name}' could not be loaded: {exc!r}"
+                status.reason = (f"model '{name}' could not be loaded ({type(exc).__name__}: "
+                                 f"{exc})")
                 logger.exception("Loading '%s' failed", name)
             service.models[name] = status
         try:
