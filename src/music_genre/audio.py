@@ -28,9 +28,10 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -200,7 +201,8 @@ def load_audio(
             y, native_sr = librosa.load(source, sr=None, mono=True)
         except Exception:
             raise AudioError(
-                f"{label}: cannot decode audio ({exc}). Supported: WAV, AU, FLAC, OGG, MP3."
+                f"{label}: cannot decode audio ({decoder_message(exc)}). Supported: WAV, AU, "
+                "FLAC, OGG, MP3; convert the file to one of these and send it again."
             ) from None
     if y.size == 0:
         raise AudioError(f"{label}: the file decodes to no samples")
@@ -209,6 +211,151 @@ def load_audio(
     if native_sr != sr:
         y = librosa.resample(y, orig_sr=native_sr, target_sr=sr, res_type="soxr_hq")
     return y.astype(np.float32, copy=False)
+
+
+def decoder_message(exc: BaseException) -> str:
+    """A decoder's error without Python reprs (``Error opening <_io.BytesIO object at 0x...>:
+    Format not recognised.`` → ``format not recognised``): messages name the file themselves."""
+    text = re.sub(r"<[^<>]*\bobject at 0x[0-9a-fA-F]+>", "", str(exc))
+    text = re.sub(r"^\s*Error opening\s*(''|\"\")?\s*:?\s*", "", text).strip(" .:")
+    return (text[:1].lower() + text[1:]) if text else exc.__class__.__name__
+
+
+#: highest sample rate and channel count :func:`decode_bounded` accepts (beyond: not music)
+MAX_DECODE_RATE = 384_000
+MAX_DECODE_CHANNELS = 64
+
+
+@dataclass
+class DecodedAudio:
+    """The beginning of a file, decoded as a stream (see :func:`decode_bounded`)."""
+
+    y: np.ndarray  # mono float32 at ``sample_rate`` (native), at most the bound
+    sample_rate: int
+    #: the whole file's length (header), or the decoded length when the header does not say
+    duration_s: float
+    #: decoding stopped at the bound: the file holds more than ``y``
+    truncated: bool
+    _at: dict = field(default_factory=dict, repr=False)  # resampled copies (one per rate)
+
+    @property
+    def decoded_s(self) -> float:
+        return len(self.y) / self.sample_rate
+
+    def resampled(self, sr: int) -> np.ndarray:
+        """``y`` at ``sr`` Hz, resampled exactly as :func:`load_audio` resamples (once per
+        rate: the ensemble's members and the spectrogram share it)."""
+        if sr == self.sample_rate:
+            return self.y
+        if sr not in self._at:
+            self._at[sr] = librosa.resample(self.y, orig_sr=self.sample_rate, target_sr=sr,
+                                            res_type="soxr_hq").astype(np.float32, copy=False)
+        return self._at[sr]
+
+
+def decode_bounded(
+    source: str | os.PathLike | bytes | BinaryIO, max_seconds: float | None,
+    name: str | None = None, max_samples: int | None = None, block_s: float = 5.0,
+) -> DecodedAudio:
+    """Decode at most the first ``max_seconds`` (and ``max_samples`` samples, all channels
+    counted) of a file, block by block: memory and time are O(bound), not O(file).
+
+    Each block is averaged to mono as it is read, so the kept signal equals the beginning of
+    :func:`load_audio`'s before resampling (resample with :meth:`DecodedAudio.resampled`).
+    libsndfile decodes WAV, AU, FLAC, OGG and MP3 (libsndfile ≥ 1.1) as a stream; what it cannot
+    open goes to librosa/audioread with ``duration=`` (also bounded).
+    """
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "uploaded audio")
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        handle = sf.SoundFile(source)
+    except Exception as exc:
+        return _decode_bounded_fallback(source, max_seconds, label, exc)
+    with handle:
+        sr, channels = int(handle.samplerate), int(handle.channels)
+        if not 0 < sr <= MAX_DECODE_RATE or not 0 < channels <= MAX_DECODE_CHANNELS:
+            raise AudioError(f"{label}: {channels} channel(s) at {sr} Hz is not music audio this "
+                             f"service reads (at most {MAX_DECODE_CHANNELS} channels, "
+                             f"{MAX_DECODE_RATE} Hz); convert it to stereo 44.1 kHz")
+        limit = np.iinfo(np.int64).max if max_seconds is None else int(max_seconds * sr)
+        if max_samples is not None:
+            limit = min(limit, max(1, int(max_samples) // channels))
+        block = max(1024, int(block_s * sr))
+        parts, kept = [], 0
+        try:
+            while kept < limit:
+                data = handle.read(min(block, limit - kept), dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    break
+                parts.append(data.mean(axis=1) if channels > 1 else data[:, 0].copy())
+                kept += len(data)
+                del data
+            more = kept >= limit and len(handle.read(1, dtype="float32")) > 0
+        except Exception as exc:
+            raise AudioError(f"{label}: the audio stream is damaged after {kept / sr:.1f} s "
+                             f"({decoder_message(exc)}); re-encode or re-download it") from None
+        declared = handle.frames if 0 < handle.frames < 2**62 else None
+    y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    del parts
+    _check_decoded(y, label)
+    duration = max(declared or 0, len(y) + int(more)) / sr
+    return DecodedAudio(np.ascontiguousarray(y, dtype=np.float32), sr, duration, bool(more))
+
+
+def _decode_bounded_fallback(source, max_seconds, label: str, exc: Exception) -> DecodedAudio:
+    # libsndfile cannot open it: librosa's audioread path, asked for at most max_seconds
+    if hasattr(source, "seek"):
+        source.seek(0)
+    try:
+        y, sr = librosa.load(source, sr=None, mono=True, duration=max_seconds)
+    except Exception:
+        raise AudioError(
+            f"{label}: cannot decode audio ({decoder_message(exc)}). Supported: WAV, AU, FLAC, "
+            "OGG, MP3; convert the file to one of these and send it again."
+        ) from None
+    y = np.asarray(y, dtype=np.float32)
+    _check_decoded(y, label)
+    truncated = max_seconds is not None and len(y) >= int(max_seconds * sr) - 1
+    return DecodedAudio(y, int(sr), len(y) / sr, truncated)
+
+
+def _check_decoded(y: np.ndarray, label: str) -> None:
+    if y.size == 0:
+        raise AudioError(f"{label}: the file decodes to no samples; check that it plays")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{label}: the decoded signal contains NaN or infinite samples; "
+                         "re-encode it")
+
+
+def level_dbfs(y: np.ndarray) -> float:
+    """RMS level of a signal in dB relative to full scale (−inf for digital silence)."""
+    if y.size == 0:
+        return float("-inf")
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def band_limit_hz(y: np.ndarray, sr: int, n_fft: int = 4096, max_seconds: float = 60.0,
+                  drop_db: float = 70.0) -> float:
+    """Where the spectrum ends: the highest frequency whose mean power is within ``drop_db`` of
+    the loudest band (smoothed over ~1/3 octave... of bins). A full-band 44.1 kHz file gives
+    ~20 kHz, an MP3 16-19 kHz, phone audio resampled up 4 kHz or 8 kHz."""
+    y = y[: int(max_seconds * sr)]
+    if len(y) < n_fft:
+        return 0.0
+    hop = n_fft // 2
+    frames = 1 + (len(y) - n_fft) // hop
+    window = np.hanning(n_fft).astype(np.float32)
+    power = np.zeros(n_fft // 2 + 1)
+    for start in range(0, frames, 256):  # bounded working set
+        idx = np.arange(start, min(frames, start + 256))[:, None] * hop + np.arange(n_fft)
+        spec = np.fft.rfft(y[idx] * window, axis=1)
+        power += np.sum(np.abs(spec) ** 2, axis=0)
+    smooth = np.convolve(power, np.ones(9) / 9, mode="same")
+    db = 10 * np.log10(smooth + 1e-30)
+    above = np.nonzero(db >= db.max() - drop_db)[0]
+    return float(above[-1] * sr / n_fft) if above.size else 0.0
 
 
 def fix_length(y: np.ndarray, n_samples: int) -> np.ndarray:

@@ -1,10 +1,14 @@
-"""Project hooks: pin the local tracking store to the project, say where artifacts went, and make
-a run read back what it wrote itself."""
+"""Project hooks: pin the local tracking store to the project, say where artifacts went, make
+a run read back what it wrote itself, record in every ``<model>.metrics`` what the model was
+trained on (``training_data``: demo models say they learnt from synthetic audio), and warn when
+a run with runtime parameters replaces the latest versions other runs and the API read."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
@@ -16,24 +20,44 @@ logger = logging.getLogger(__name__)
 class ProjectHooks:
     def __init__(self) -> None:
         self._catalog = None
+        self._training_data: dict[str, Any] = {}
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context) -> None:
+        """Before kedro-mlflow's own hook (``tryfirst``): hand it ``mlflow.yml`` with the SQLite
+        URI already absolute, so that it never creates ``data/<env>/mlflow.db`` under the
+        working directory of a process started elsewhere (``--project-path``) or of a test."""
+        self._training_data = _training_data(context)
+        loader = context.config_loader
+        try:
+            loader.config_patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**", "**/mlflow*"])
+            config = loader["mlflow"]
+        except Exception:  # no mlflow.yml: kedro-mlflow's defaults, nothing relative to fix
+            return
+        server = config.get("server") or {}
+        uri = server.get("mlflow_tracking_uri") or ""
+        absolute = _absolute_sqlite(uri, context.project_path)
+        if absolute != uri:
+            loader["mlflow"] = {**config, "server": {**server, "mlflow_tracking_uri": absolute}}
 
     @hook_impl
-    def after_context_created(self, context) -> None:
-        """Make the relative ``sqlite:///data/...`` MLflow URI of ``conf/`` absolute.
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        runtime = dict(run_params.get("runtime_params") or {})
+        self._training_data.update(
+            session_id=run_params.get("run_id") or run_params.get("session_id"),
+            pipelines=run_params.get("pipeline_names"), runtime_params=runtime,
+            trained_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        if runtime.get("raw_root"):
+            self._training_data.update(synthetic=False,
+                                       description=f"audio files under {runtime['raw_root']}")
+        if runtime:
+            warn_replaced_latest(runtime, pipeline, catalog, run_params.get("env"))
 
-        kedro-mlflow resolves relative *file* paths against the project but not SQLite URLs, and
-        MLflow caches one store per URI string: a run started from another directory, or a
-        second project in the same process, would write into the wrong database.
-        (kedro-mlflow's own hook, a plugin, runs before project hooks.)
-        """
-        config = getattr(context, "mlflow", None)
-        uri = getattr(getattr(config, "server", None), "mlflow_tracking_uri", None) or ""
-        prefix = "sqlite:///"
-        if not uri.startswith(prefix) or uri.startswith(prefix + "/"):
-            return
-        config.server.mlflow_tracking_uri = (
-            prefix + str((Path(context.project_path) / uri[len(prefix):]).resolve()))
-        config.setup(context)  # again: client, tracking URI and experiment on the right store
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data, node) -> None:  # noqa: ARG002
+        # every model's metrics carry what it was trained on (the service shows it)
+        if dataset_name.endswith(".metrics") and isinstance(data, dict) and self._training_data:
+            data.setdefault("training_data", dict(self._training_data))
 
     @hook_impl
     def after_catalog_created(self, catalog) -> None:
@@ -54,6 +78,54 @@ class ProjectHooks:
             path = described.get("filepath") or described.get("path")
         if path:
             logger.info("Saved '%s' to %s", dataset_name, path)
+
+
+def _absolute_sqlite(uri: str, project_path) -> str:
+    """``sqlite:///data/x.db`` → ``sqlite:////<project>/data/x.db``; other URIs unchanged.
+    (kedro-mlflow resolves relative *file* paths against the project but not SQLite URLs, and
+    MLflow caches one store per URI string.)"""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri.startswith(prefix + "/"):
+        return uri
+    return prefix + str((Path(project_path) / uri[len(prefix):]).resolve())
+
+
+def _training_data(context) -> dict[str, Any]:
+    """``params:training_data`` (conf/base: real audio; conf/demo: synthetic) and the env."""
+    try:
+        declared = dict(context.params.get("training_data") or {})
+    except Exception:  # parameters that do not resolve fail later, with Kedro's own message
+        declared = {}
+    return {"synthetic": bool(declared.get("synthetic", False)),
+            "description": str(declared.get("description", "audio files under raw_root")),
+            "env": context.env or "local"}
+
+
+def warn_replaced_latest(runtime: dict[str, Any], pipeline, catalog, env: str | None) -> None:
+    """One warning when a run with runtime parameters is about to save new *latest* versions of
+    datasets that already have one: every later run of the env and the API read the latest, so
+    a one-off ``--params raw_root=...`` or ``cnn.epochs=2`` run would silently replace them."""
+    replaced = []
+    for name in sorted(pipeline.all_outputs()):
+        dataset = catalog.get(name) if hasattr(catalog, "get") else None
+        version = getattr(dataset, "_version", None)
+        if not isinstance(version, Version):
+            continue
+        try:
+            dataset.resolve_load_version()
+            replaced.append(name)
+        except Exception:  # no version yet: nothing is replaced
+            continue
+    if not replaced:
+        return
+    shown = ", ".join(replaced[:12]) + (f" and {len(replaced) - 12} more" if len(replaced) > 12
+                                        else "")
+    logger.warning(
+        "This run has runtime parameters %s and saves new latest versions of %s in env '%s': "
+        "later runs of that env and the prediction service will read these instead of the "
+        "current ones. For a one-off experiment use an env of its own (conf/<name>/globals.yml "
+        "with 'data: data/<name>'), or load the previous versions with --load-versions.",
+        runtime, shown, env or "local")
 
 
 def pin_to_own_version(dataset) -> None:

@@ -19,6 +19,13 @@ functions the pipelines call (:mod:`music_genre.audio`, :mod:`music_genre.transf
 Length policy: audio shorter than ``min_duration_s`` is refused; anything longer is cut into
 consecutive ``duration_s`` windows (:func:`music_genre.audio.windows`: the last partial window is
 looped like a short training clip) and the windows' probabilities are averaged.
+
+Input policy (:class:`InputPolicy`, the service's ``api:`` settings): an upload is decoded as a
+stream and only its first ``max_analysed_s`` seconds (and at most ``max_decoded_samples``
+samples) are decoded at all (:func:`music_genre.audio.decode_bounded`), so a request costs
+O(bound) whatever the file's length or encoding; the answer says how much was analysed. Audio
+whose level is below ``silence_floor_dbfs`` is refused (:class:`SilentAudio`), and silent
+windows inside a track are left out of the average.
 """
 
 from __future__ import annotations
@@ -38,6 +45,32 @@ from music_genre.models import training
 
 class InputError(ValueError):
     """Audio that decodes but cannot be analysed (too short, ...); the message says why."""
+
+
+class SilentAudio(InputError):
+    """Audio below the silence floor: nothing to recognise."""
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """What the service agrees to analyse of one upload (``None``: no bound)."""
+
+    #: seconds decoded and analysed from the start of a file (the rest is never decoded)
+    max_analysed_s: float | None = None
+    #: hard cap on decoded samples, all channels counted (a 384 kHz 8-channel file gets less)
+    max_decoded_samples: int | None = None
+    #: RMS level (dBFS) under which audio counts as silence: the whole upload → 422,
+    #: a window inside a track → left out of the average
+    silence_floor_dbfs: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> InputPolicy:
+        def number(key, kind=float):
+            value = getattr(settings, key, None)
+            return None if value is None else kind(value)
+
+        return cls(number("max_analysed_s"), number("max_decoded_samples", int),
+                   number("silence_floor_dbfs"))
 
 
 @dataclass
@@ -69,6 +102,8 @@ class ModelInput:
     n_windows: int
     #: dB mel spectrogram of the first window (for display), when it was computed anyway
     mel_db: np.ndarray | None = None
+    #: RMS level (dBFS) of each window's audio, for leaving silent windows out of the average
+    levels_db: np.ndarray | None = None
 
 
 @dataclass
@@ -105,27 +140,29 @@ def pin_blas_threads() -> None:
 
 def feature_rows(y: np.ndarray, params: audio.ExtractionParams) -> ModelInput:
     """The 57 features of each window, float64 (as stored in the ``features`` table)."""
-    rows, first_mel = [], None
+    rows, first_mel, levels = [], None, []
     for window in audio.windows(y, params):
+        levels.append(audio.level_dbfs(window))
         with one_blas_thread():
             result = audio.analyse(window, params)
         rows.append(result.features)
         if first_mel is None:
             first_mel = result.mel_db
-    return ModelInput(np.vstack(rows), len(rows), first_mel)
+    return ModelInput(np.vstack(rows), len(rows), first_mel, np.array(levels))
 
 
 def spectrogram_batch(y: np.ndarray, params: audio.ExtractionParams) -> ModelInput:
     """Each window's normalised mel spectrogram exactly as the pipeline stores it (float16),
     shape ``(n_windows, n_mels, n_frames)``."""
-    specs, first_mel = [], None
+    specs, first_mel, levels = [], None, []
     for window in audio.windows(y, params):
+        levels.append(audio.level_dbfs(window))
         with one_blas_thread():
             mel_db = audio.analyse(window, params, with_features=False).mel_db
         specs.append(audio.normalise_spectrogram(mel_db).astype(np.float16))
         if first_mel is None:
             first_mel = mel_db
-    return ModelInput(np.stack(specs), len(specs), first_mel)
+    return ModelInput(np.stack(specs), len(specs), first_mel, np.array(levels))
 
 
 def rich_rows(y: np.ndarray, params: audio.ExtractionParams, columns: Sequence[str],
@@ -135,13 +172,14 @@ def rich_rows(y: np.ndarray, params: audio.ExtractionParams, columns: Sequence[s
     a band-limited copy (``input_degradation``: the ``degraded_features`` table's computation)."""
     names = audio.rich_feature_names(params, segment_s)
     index = [names.index(c) for c in columns]
-    rows = []
+    rows, levels = [], []
     for window in audio.windows(y, params):
+        levels.append(audio.level_dbfs(window))
         with one_blas_thread():
             if degradation:
                 window = audio.degrade(window, params.sample_rate, degradation)
             rows.append(audio.rich_features(window, params, segment_s)[index])
-    return ModelInput(np.vstack(rows), len(rows))
+    return ModelInput(np.vstack(rows), len(rows), levels_db=np.array(levels))
 
 
 def _features_input(y, params, loaded: LoadedModel) -> ModelInput:
@@ -181,7 +219,8 @@ def _transfer_input(y, params, loaded: LoadedModel) -> ModelInput:
                               params.min_duration_s)
     with loaded.lock:  # the network is a Keras model too
         rows = [service.features(chunk) for chunk in chunks]
-    return ModelInput(np.vstack(rows).astype(np.float32), len(chunks))
+    return ModelInput(np.vstack(rows).astype(np.float32), len(chunks),
+                      levels_db=np.array([audio.level_dbfs(c) for c in chunks]))
 
 
 def _transfer_rate(params: audio.ExtractionParams, extras: dict[str, Any]) -> int:
@@ -240,11 +279,37 @@ class Prediction:
     genre: str
     probabilities: dict[str, float]
     window_probabilities: np.ndarray  # (n_windows, n_genres)
-    duration_s: float  # length of the decoded audio
-    analysed_s: float  # audio covered by the analysed windows
-    n_windows: int
+    duration_s: float  # length of the audio (the whole file's, when decoded with a bound)
+    analysed_s: float  # audio covered by the windows whose probabilities were averaged
+    n_windows: int  # windows averaged
     seconds: float  # decode + analysis + inference
     mel_db: np.ndarray | None = None
+    silent_windows: int = 0  # windows below the silence floor, left out of the average
+    truncated: bool = False  # only the first max_analysed_s of the file were decoded
+    level_dbfs: float | None = None  # RMS level of the decoded audio
+    band_limit_hz: float | None = None  # where the decoded audio's spectrum ends
+
+
+def decode_upload(data: bytes, policy: InputPolicy | None = None,
+                  name: str = "uploaded file") -> audio.DecodedAudio:
+    """The beginning of an upload that the policy lets the service analyse, decoded once at
+    its own rate (resample with :meth:`music_genre.audio.DecodedAudio.resampled`)."""
+    policy = policy or InputPolicy()
+    return audio.decode_bounded(data, policy.max_analysed_s, name, policy.max_decoded_samples)
+
+
+def check_level(decoded: audio.DecodedAudio, policy: InputPolicy | None,
+                name: str = "uploaded file") -> float:
+    """The decoded audio's RMS level; :class:`SilentAudio` below the policy's floor."""
+    level = audio.level_dbfs(decoded.y)
+    floor = policy.silence_floor_dbfs if policy else None
+    if floor is not None and level < floor:
+        shown = "digital silence" if level == float("-inf") else f"{level:.1f} dBFS"
+        raise SilentAudio(
+            f"{name}: the audio is silent ({shown} over the {decoded.decoded_s:.1f} s analysed, "
+            f"below the {floor:g} dBFS floor of api.silence_floor_dbfs); send a recording "
+            "with music in its first seconds")
+    return level
 
 
 def decode(data: bytes, sample_rate: int, name: str = "uploaded file") -> np.ndarray:
@@ -265,8 +330,10 @@ def check_duration(y: np.ndarray, sample_rate: int, min_duration_s: float,
 
 
 def predict_signal(y: np.ndarray, loaded: LoadedModel, params: audio.ExtractionParams,
-                   genres: Sequence[str], name: str = "uploaded file") -> Prediction:
-    """Probabilities of a signal already decoded at the model kind's sample rate."""
+                   genres: Sequence[str], name: str = "uploaded file",
+                   silence_floor_dbfs: float | None = None) -> Prediction:
+    """Probabilities of a signal already decoded at the model kind's sample rate; windows below
+    ``silence_floor_dbfs`` are left out of the mean (:class:`SilentAudio` if all are)."""
     builder = INPUT_BUILDERS[loaded.name]
     start = time.perf_counter()
     duration = check_duration(y, builder.sample_rate(params, loaded.extras),
@@ -280,27 +347,65 @@ def predict_signal(y: np.ndarray, loaded: LoadedModel, params: audio.ExtractionP
         else:  # Keras: one compiled call, without predict()'s per-call data pipeline
             proba = loaded.model.predict_on_batch(batch.x)
     proba = np.asarray(proba, dtype=np.float64).reshape(batch.n_windows, len(genres))
-    mean = proba.mean(axis=0)
+    audible = np.ones(batch.n_windows, dtype=bool)
+    if silence_floor_dbfs is not None and batch.levels_db is not None:
+        audible = np.asarray(batch.levels_db) >= silence_floor_dbfs
+        if not audible.any():
+            raise SilentAudio(
+                f"{name}: every analysed window is silent (below the {silence_floor_dbfs:g} "
+                "dBFS floor of api.silence_floor_dbfs); send a recording with music in it")
+    mean = proba[audible].mean(axis=0)
+    used = int(audible.sum())
     return Prediction(
         genre=str(genres[int(mean.argmax())]),
         probabilities={g: float(p) for g, p in zip(genres, mean, strict=True)},
         window_probabilities=proba,
         duration_s=duration,
-        analysed_s=min(duration, batch.n_windows * params.duration_s),
-        n_windows=batch.n_windows,
+        analysed_s=min(duration, used * params.duration_s),
+        n_windows=used,
         seconds=time.perf_counter() - start,
         mel_db=batch.mel_db,
+        silent_windows=batch.n_windows - used,
     )
 
 
-def _predict_ensemble(data: bytes, loaded: LoadedModel, params: audio.ExtractionParams,
-                      genres: Sequence[str], name: str) -> Prediction:
+def predict_decoded(decoded: audio.DecodedAudio, loaded: LoadedModel,
+                    params: audio.ExtractionParams, genres: Sequence[str],
+                    name: str = "uploaded file", policy: InputPolicy | None = None) -> Prediction:
+    """Predict the genre of audio decoded once by :func:`decode_upload` (level checked first);
+    the ensemble reads the same decoded audio for each of its members."""
+    start = time.perf_counter()
+    level = check_level(decoded, policy, name)
+    if "members" in loaded.extras:
+        prediction = _predict_ensemble(decoded, loaded, params, genres, name, policy)
+    else:
+        prediction = _predict_one(decoded, loaded, params, genres, name, policy)
+    prediction.truncated = decoded.truncated
+    prediction.level_dbfs = level
+    prediction.band_limit_hz = audio.band_limit_hz(decoded.y, decoded.sample_rate)
+    prediction.seconds = time.perf_counter() - start
+    return prediction
+
+
+def _predict_one(decoded: audio.DecodedAudio, loaded: LoadedModel,
+                 params: audio.ExtractionParams, genres: Sequence[str], name: str,
+                 policy: InputPolicy | None) -> Prediction:
+    y = decoded.resampled(INPUT_BUILDERS[loaded.name].sample_rate(params, loaded.extras))
+    prediction = predict_signal(y, loaded, params, genres, name,
+                                policy.silence_floor_dbfs if policy else None)
+    prediction.duration_s = max(prediction.duration_s, decoded.duration_s)
+    return prediction
+
+
+def _predict_ensemble(decoded: audio.DecodedAudio, loaded: LoadedModel,
+                      params: audio.ExtractionParams, genres: Sequence[str], name: str,
+                      policy: InputPolicy | None) -> Prediction:
     """Each member's prediction of the file (its own input, as served alone), averaged with the
     bundle's weights: the evaluation node's :func:`music_genre.evaluation.average_probabilities`
     on the members' test probabilities."""
     start = time.perf_counter()
     weights = loaded.extras["weights"]
-    parts = {m: predict_bytes(data, member, params, genres, name)
+    parts = {m: _predict_one(decoded, member, params, genres, name, policy)
              for m, member in loaded.extras["members"].items()}
     total = sum(weights.values())
     mean = sum(weights[m] * np.array([p.probabilities[g] for g in genres])
@@ -313,24 +418,28 @@ def _predict_ensemble(data: bytes, loaded: LoadedModel, params: audio.Extraction
         window_probabilities=mean[None, :], duration_s=first.duration_s,
         analysed_s=max(p.analysed_s for p in parts.values()),
         n_windows=max(p.n_windows for p in parts.values()),
-        seconds=time.perf_counter() - start, mel_db=mel)
+        seconds=time.perf_counter() - start, mel_db=mel,
+        silent_windows=max(p.silent_windows for p in parts.values()))
 
 
 def predict_bytes(data: bytes, loaded: LoadedModel, params: audio.ExtractionParams,
-                  genres: Sequence[str], name: str = "uploaded file") -> Prediction:
-    """Decode an uploaded file and predict its genre with ``loaded``."""
-    if "members" in loaded.extras:
-        return _predict_ensemble(data, loaded, params, genres, name)
+                  genres: Sequence[str], name: str = "uploaded file",
+                  policy: InputPolicy | None = None) -> Prediction:
+    """Decode an uploaded file (within ``policy``'s bounds) and predict its genre."""
     start = time.perf_counter()
-    y = decode(data, INPUT_BUILDERS[loaded.name].sample_rate(params, loaded.extras), name)
-    prediction = predict_signal(y, loaded, params, genres, name)
+    prediction = predict_decoded(decode_upload(data, policy, name), loaded, params, genres,
+                                 name, policy)
     prediction.seconds = time.perf_counter() - start
     return prediction
 
 
-def first_window_mel(data: bytes, params: audio.ExtractionParams) -> np.ndarray:
-    """dB mel spectrogram of a file's first window (for kinds that do not compute one)."""
-    y = decode(data, params.sample_rate)
+def first_window_mel(data: bytes | audio.DecodedAudio,
+                     params: audio.ExtractionParams) -> np.ndarray:
+    """dB mel spectrogram of a file's first window (for kinds that do not compute one); pass
+    the request's :class:`music_genre.audio.DecodedAudio` to avoid decoding again."""
+    if not isinstance(data, audio.DecodedAudio):
+        data = audio.decode_bounded(data, params.duration_s)
+    y = data.resampled(params.sample_rate)[: params.n_samples]
     return audio.analyse(next(audio.windows(y, params)), params, with_features=False).mel_db
 
 

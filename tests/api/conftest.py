@@ -24,6 +24,7 @@ from tests.helpers import make_project
 
 WINDOW_S = 6.0
 MAX_UPLOAD_MB = 2.0
+MAX_ANALYSED_S = 30.0
 
 API_TEST_PARAMS = {
     "extraction": {"duration_s": WINDOW_S},
@@ -33,7 +34,9 @@ API_TEST_PARAMS = {
             "bn_momentum": 0.8},
     "rf": {"random_forest": {"n_estimators": 20, "n_jobs": 1}, "pca_components": 5},
     "api": {"max_upload_mb": MAX_UPLOAD_MB, "min_duration_s": 3.0, "warmup": False,
-            "max_concurrent": 2},
+            "max_concurrent": 2, "max_queue": 32, "max_analysed_s": MAX_ANALYSED_S},
+    # what the demo env declares: the hooks record it in every model's metrics
+    "training_data": {"synthetic": True, "description": "synthetic test audio"},
 }
 
 

@@ -3,6 +3,7 @@ upload, and the web page in a real headless Chromium."""
 
 from __future__ import annotations
 
+import io
 import select
 import shutil
 import socket
@@ -13,8 +14,11 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
+import soundfile as sf
 
+from tests.api.conftest import MAX_ANALYSED_S, MAX_UPLOAD_MB
 from tests.helpers import latest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -98,6 +102,54 @@ def test_streamed_upload_over_the_limit_is_cut_off(live_server):
     assert sent < 40 * 2**20
 
 
+@pytest.fixture(scope="module")
+def long_mp3(tmp_path_factory) -> Path:
+    """20 minutes of mono 8 kHz MP3 at LAME's lowest constant bitrate (~1.2 MB, under the test
+    upload cap): decoded whole it is 9.6 M samples, 26 M at the analysis rate."""
+    path = tmp_path_factory.mktemp("long") / "twenty-minutes.mp3"
+    sr, rng = 8000, np.random.default_rng(0)
+    t = np.arange(10 * sr) / sr
+    block = (0.2 * np.sin(2 * np.pi * 440 * t) + 0.02 * rng.standard_normal(len(t)))
+    with sf.SoundFile(path, "w", samplerate=sr, channels=1, format="MP3",
+                      compression_level=0.99, bitrate_mode="CONSTANT") as f:
+        for _ in range(6 * 20):
+            f.write(block.astype(np.float32))
+    assert path.stat().st_size < MAX_UPLOAD_MB * 2**20
+    return path
+
+
+def test_long_mp3_costs_the_bound_not_the_file(live_server, server_process, long_mp3):
+    """Issue 16's first row through the real server: a long MP3 is decoded only up to
+    api.max_analysed_s, for every model, and the server's memory comes back afterwards."""
+    process = psutil.Process(server_process[0].pid)
+    predict(live_server, long_mp3, "rf")  # first request of its kind: allocations settle
+    before = process.memory_info().rss
+    for model in ("rf", "rf_robust", "mlp", "cnn", "rf", "cnn"):
+        body = predict(live_server, long_mp3, model)
+        assert body["truncated"] is True and body["duration_s"] == pytest.approx(1200, abs=1)
+        assert body["analysed_s"] == pytest.approx(MAX_ANALYSED_S)
+        assert body["seconds"] < 20, body["seconds"]
+        assert 3000 < body["band_limit_hz"] <= 4000  # an 8 kHz recording
+    grown = process.memory_info().rss - before
+    assert grown < 100 * 2**20, f"RSS grew by {grown / 2**20:.0f} MB"
+
+
+def test_silence_text_and_demo_marks_through_the_live_server(live_server, server_process):
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(30 * 22050, np.float32), 22050, format="WAV")
+    silent = httpx.post(live_server + "/predict", files={"file": ("zeros.wav", buf.getvalue())},
+                        data={"model": "cnn"}, timeout=60)
+    assert silent.status_code == 422 and "silent" in silent.json()["error"]
+    text = httpx.post(live_server + "/predict", files={"file": ("notes.txt", b"hello\n" * 200)},
+                      timeout=60)
+    assert text.status_code == 415 and "<_io" not in text.json()["error"]
+    assert text.json()["error"].startswith("notes.txt: ")
+    models = httpx.get(live_server + "/models").json()["models"]
+    assert all(m["synthetic"] for m in models if m["available"])
+    log = " ".join(server_process[2].read_text().split())  # Rich wraps its log lines
+    assert "trained on synthetic demo audio" in log
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run "
                                                         "installs it)")
 def test_web_page_in_a_headless_browser(live_server, files, tmp_path):
@@ -113,6 +165,9 @@ def test_web_page_in_a_headless_browser(live_server, files, tmp_path):
             page.goto(live_server + "/")
             page.wait_for_selector("#model option[value=rf]", state="attached")
             assert page.locator("#model option[value=transfer]").is_disabled()
+            # demo models say so in the list and above the form
+            assert "synthetic" in page.locator("#model option[value=rf]").inner_text()
+            assert "synthetic demo audio" in page.locator("#warning").inner_text()
             page.select_option("#model", "rf")
             page.set_input_files("#file", str(files[1]))
             page.click("#predict")
@@ -125,6 +180,7 @@ def test_web_page_in_a_headless_browser(live_server, files, tmp_path):
                 "el => parseFloat(el.style.width)")
             assert width == pytest.approx(100 * expected["probabilities"][genre], abs=0.06)
             assert page.locator(".track").count() == 10
+            assert "not for real music" in page.locator("#answer-warning").inner_text()
             # the spectrogram was drawn: the canvas holds more than one colour
             colours = page.evaluate("""() => {
                 const c = document.getElementById('spectrogram');

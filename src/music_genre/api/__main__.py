@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m music_genre.api",
         description="Serve the latest trained models over HTTP (Swagger UI at /docs, a web page "
                     "at /). Unset options come from MUSIC_GENRE_API_* variables, then the api: "
-                    "block of conf/<env>/parameters*.yml.")
+                    "block of conf/<env>/parameters*.yml. The access token comes from api.token "
+                    "(conf/local/) or MUSIC_GENRE_API_TOKEN, never from the command line.")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8000)")
     parser.add_argument("--env", help="Kedro environment whose catalog holds the models, "
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-duration-s", type=float, help="shortest audio accepted")
     parser.add_argument("--default-model", help="model used when a request names none "
                                                 "(default: the best by test accuracy)")
+    parser.add_argument("--max-analysed-s", type=float,
+                        help="seconds decoded and analysed from the start of a file "
+                             "(default 120)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_const", const=False,
                         help="skip the warm-up prediction at start-up")
     parser.add_argument("--log-level", default="info")
@@ -34,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         project_path=args.project_path, env=args.env, conf_source=args.conf_source,
         host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
         min_duration_s=args.min_duration_s, default_model=args.default_model,
-        warmup=args.warmup,
+        warmup=args.warmup, max_analysed_s=args.max_analysed_s,
     ).merged(ApiSettings.from_environ())
     project = Path(settings.project_path) if settings.project_path else find_project()
     settings.project_path = str(project)

@@ -6,15 +6,23 @@ Run it with ``python -m music_genre.api [--env demo]`` or
 
 Models are loaded once, when the app starts (lifespan). A prediction is CPU-bound (decoding, STFT,
 features, model): it runs in a worker thread, at most ``api.max_concurrent`` at a time, so the
-event loop keeps answering. Uploads are checked against ``api.max_upload_mb`` while they stream
-in, and decoded from memory: nothing is written to disk and the client never names a path.
+event loop keeps answering; up to ``api.max_queue`` more wait their turn, and beyond that a
+request is answered 503 with ``Retry-After`` before its body is read. Uploads are checked
+against ``api.max_upload_mb`` while they stream in, and decoded from memory, as a stream, only
+their first ``api.max_analysed_s`` seconds: nothing is written to disk and the client never
+names a path. With ``api.token`` (or ``MUSIC_GENRE_API_TOKEN``) set, ``/predict`` and
+``/models`` need ``Authorization: Bearer <token>``; ``/health``, the page and ``/docs`` stay
+open.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
+import hmac
 import logging
+import math
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
 from typing import Any
@@ -30,7 +38,13 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from music_genre import __version__, inference
-from music_genre.api.service import ApiSettings, Service, load_service
+from music_genre.api.service import (
+    ApiSettings,
+    Service,
+    beyond_loopback,
+    load_service,
+    warn_if_open,
+)
 from music_genre.audio import AudioError
 
 logger = logging.getLogger(__name__)
@@ -68,7 +82,14 @@ class UploadTooLarge(StarletteHTTPException):
 
 class UploadLimit:
     """ASGI middleware: refuse a body above the limit from its Content-Length, or, for a chunked
-    upload, as soon as the bytes received pass it, without reading the rest."""
+    upload, as soon as the bytes received pass it, without reading the rest.
+
+    FastAPI 0.165's own ``max_body_size`` covers the same two cases but takes its limit when
+    the app (or route) is built, as an int; this service's limit is configuration read when the
+    app starts (``api.max_upload_mb`` in conf/, for ``uvicorn music_genre.api.app:app`` too),
+    and its 413 is plain text ("Content Too Large") where this one is the service's JSON error
+    saying which setting to change. Hence this middleware (tests cover both cases).
+    """
 
     def __init__(self, app, paths: set[str], limit):
         self.app, self.paths, self.limit = app, paths, limit
@@ -110,6 +131,76 @@ class UploadLimit:
         await exc.response()(scope, None, send)
 
 
+def _plain_error(status: int, message: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> JSONResponse:
+    response = _error(status, message, **extra)
+    response.headers.update(headers or {})
+    return response
+
+
+class Gate:
+    """ASGI middleware in front of the protected paths: the Bearer token (401 without it), then
+    admission: at most ``max_concurrent + max_queue`` requests in the house, the next one gets
+    503 with ``Retry-After`` before its body is read (so a burst cannot pile up uploads in
+    memory)."""
+
+    def __init__(self, app, settings, protected: set[str], admitted: set[str]):
+        self.app, self.settings = app, settings
+        self.protected, self.admitted = protected, admitted
+        self.inside = 0
+        self.mean_s = 5.0  # moving average of an admitted request's time, for Retry-After
+        self.open_warned = False
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or (path not in self.protected and path not in self.admitted):
+            return await self.app(scope, receive, send)
+        settings = self.settings()
+        if settings is None:  # not started yet
+            return await self.app(scope, receive, send)
+        if not settings.token and not self.open_warned:
+            # `uvicorn ... --host 0.0.0.0` does not tell the app where it listens: the first
+            # request that arrives on a non-loopback address does
+            server = scope.get("server") or (None,)
+            if beyond_loopback(server[0]):
+                self.open_warned = True
+                warn_if_open(dataclasses.replace(settings, host=server[0]))
+        if path in self.protected and settings.token and not _authorised(scope, settings.token):
+            response = _plain_error(
+                401, "missing or wrong token: send 'Authorization: Bearer <token>' (the "
+                     "service's api.token / MUSIC_GENRE_API_TOKEN)",
+                {"www-authenticate": "Bearer", "connection": "close"})
+            return await response(scope, receive, send)
+        if path not in self.admitted:
+            return await self.app(scope, receive, send)
+        running = max(1, int(settings.max_concurrent or 1))
+        capacity = running + max(0, int(settings.max_queue or 0))
+        if self.inside >= capacity:
+            wait = max(1, math.ceil(self.mean_s * (self.inside - running + 1) / running))
+            response = _plain_error(
+                503, f"busy: {self.inside} requests are being analysed or waiting (api."
+                     f"max_concurrent {running} + api.max_queue {capacity - running}); "
+                     f"try again in {wait} s", {"retry-after": str(wait), "connection": "close"},
+                retry_after_s=wait)
+            return await response(scope, receive, send)
+        self.inside += 1
+        start = anyio.current_time()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inside -= 1
+            self.mean_s = 0.8 * self.mean_s + 0.2 * (anyio.current_time() - start)
+
+
+def _authorised(scope, token: str) -> bool:
+    headers = dict(scope.get("headers") or [])
+    given = headers.get(b"authorization", b"").decode("latin-1")
+    scheme, _, value = given.partition(" ")
+    # constant-time comparison of bytes (the token is never logged)
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode("utf-8"), token.encode("utf-8"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Response schemas (shown in Swagger UI)
 # ---------------------------------------------------------------------------------------------
@@ -127,10 +218,19 @@ class PredictResponse(BaseModel):
     probabilities: dict[str, float]
     model: str
     version: str | None
-    duration_s: float = Field(description="length of the uploaded audio")
-    analysed_s: float = Field(description="audio covered by the analysed windows")
+    duration_s: float = Field(description="length of the uploaded audio (the whole file)")
+    analysed_s: float = Field(description="audio covered by the windows averaged")
+    truncated: bool = Field(False, description="the file is longer than api.max_analysed_s: "
+                                               "only its beginning was decoded and analysed")
     windows: int = Field(description="30 s windows whose probabilities were averaged")
+    silent_windows: int = Field(0, description="windows below api.silence_floor_dbfs, left "
+                                               "out of the average")
+    level_dbfs: float | None = Field(None, description="RMS level of the analysed audio")
+    band_limit_hz: float | None = Field(None, description="where the spectrum ends: ~4000 or "
+                                        "~8000 for phone audio, 16000-20000 for an MP3 or CD")
     seconds: float = Field(description="server-side decode + analysis + inference time")
+    synthetic: bool = Field(False, description="the model was trained on synthetic demo audio")
+    warning: str | None = Field(None, description="e.g. that the model is a demo model")
     spectrogram: Spectrogram | None = None
 
 
@@ -140,10 +240,12 @@ class ErrorResponse(BaseModel):
 
 ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in {
     400: "no file, or an empty file",
+    401: "api.token is set and the request has no or another 'Authorization: Bearer' token",
     413: "upload larger than api.max_upload_mb",
     415: "not audio, or not decodable",
-    422: "audio too short, or unknown model (the choices are listed)",
-    503: "the chosen model has not been trained yet (the command that trains it is given)",
+    422: "audio too short or silent, or unknown model (the choices are listed)",
+    503: "the chosen model has not been trained yet (the command that trains it is given), or "
+         "the service is busy (Retry-After says when to try again)",
 }.items()}
 
 
@@ -174,6 +276,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(
         UploadLimit, paths={"/predict"},
         limit=lambda: int(float(app.state.service.settings.max_upload_mb) * 2**20),
+    )
+    # outermost: who may call, and how many at once, before any body is read
+    app.add_middleware(
+        Gate, protected={"/predict", "/models"}, admitted={"/predict"},
+        settings=lambda: getattr(getattr(app.state, "service", None), "settings", None),
     )
 
     @app.exception_handler(ApiError)
@@ -224,17 +331,22 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                                    "figures": service.figures(name)}
             if status.loaded is not None:
                 m = status.loaded
+                trained_on = service.training_data(name)
                 row.update(version=m.version, metrics_version=m.metrics_version,
                            kind=m.metrics.get("kind"),
                            metrics={k: v for k, v in m.metrics.items()
-                                    if isinstance(v, (int, float)) and v is not None})
+                                    if isinstance(v, (int, float)) and v is not None},
+                           synthetic=bool(trained_on["synthetic"]), training_data=trained_on)
             else:
                 row.update(reason=status.reason, train_command=status.train_command)
             rows.append(row)
         return {"models": rows, "default_model": service.default_model,
                 "default_chosen_by": service.default_choice[1],
                 "figure_meaning": service.selection.get("meaning", {}),
-                "genres": service.genres}
+                "genres": service.genres,
+                "limits": {"max_upload_mb": service.settings.max_upload_mb,
+                           "max_analysed_s": service.settings.max_analysed_s,
+                           "silence_floor_dbfs": service.settings.silence_floor_dbfs}}
 
     @app.post("/predict", response_model=PredictResponse, responses=ERRORS)
     async def predict(
@@ -279,6 +391,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 limiter=request.app.state.limiter)
         except AudioError as exc:
             raise ApiError(415, str(exc)) from None
+        except inference.SilentAudio as exc:
+            raise ApiError(422, str(exc),
+                           silence_floor_dbfs=service.settings.silence_floor_dbfs) from None
         except inference.InputError as exc:
             raise ApiError(422, str(exc), min_duration_s=service.extraction.min_duration_s) \
                 from None
@@ -289,11 +404,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                                            service.extraction.duration_s),
                                data=base64.b64encode(image.tobytes()).decode("ascii"))
         loaded = status.loaded
+        trained_on = service.training_data(chosen)
+
+        def rounded(value, digits=1):
+            return None if value is None or not math.isfinite(value) else round(value, digits)
+
         return PredictResponse(
             genre=prediction.genre, probabilities=prediction.probabilities, model=chosen,
             version=loaded.version, duration_s=round(prediction.duration_s, 3),
-            analysed_s=round(prediction.analysed_s, 3), windows=prediction.n_windows,
-            seconds=round(prediction.seconds, 4), spectrogram=spec)
+            analysed_s=round(prediction.analysed_s, 3), truncated=prediction.truncated,
+            windows=prediction.n_windows, silent_windows=prediction.silent_windows,
+            level_dbfs=rounded(prediction.level_dbfs), band_limit_hz=rounded(
+                prediction.band_limit_hz, 0),
+            seconds=round(prediction.seconds, 4), synthetic=bool(trained_on["synthetic"]),
+            warning=trained_on.get("warning"), spectrogram=spec)
 
     @app.get("/", include_in_schema=False)
     async def index():

@@ -7,9 +7,14 @@ is configured), the ``api:`` block of ``conf/<env>/parameters*.yml``, and built-
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
+import functools
+import ipaddress
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,21 +39,42 @@ class ApiSettings:
     min_duration_s: float | None = None
     default_model: str | None = None  # None: the best by test accuracy
     max_concurrent: int | None = None  # predictions computed at once; others wait
+    max_queue: int | None = None  # requests waiting for a slot; beyond: 503 + Retry-After
     models: list[str] | None = None
     warmup: bool | None = None
+    max_analysed_s: float | None = None  # seconds decoded and analysed from a file's start
+    max_decoded_samples: int | None = None  # hard cap, all channels counted
+    silence_floor_dbfs: float | None = None  # quieter uploads: 422; quieter windows: skipped
+    token: str | None = None  # Bearer token for /predict and /models (None: open)
 
     _types = {"port": int, "max_upload_mb": float, "min_duration_s": float,
-              "max_concurrent": int, "warmup": lambda v: str(v).lower() in ("1", "true", "yes"),
-              "models": lambda v: [m.strip() for m in str(v).split(",") if m.strip()]}
+              "max_concurrent": int, "max_queue": int,
+              "warmup": lambda v: str(v).lower() in ("1", "true", "yes"),
+              "models": lambda v: [m.strip() for m in str(v).split(",") if m.strip()],
+              "max_analysed_s": float, "max_decoded_samples": int,
+              "silence_floor_dbfs": float}
 
     DEFAULTS = {"host": "127.0.0.1", "port": 8000, "max_upload_mb": 50.0, "min_duration_s": None,
-                "default_model": None, "max_concurrent": 2, "models": inference.MODEL_NAMES,
-                "warmup": True}
+                "default_model": None, "max_concurrent": 2, "max_queue": 8,
+                "models": inference.MODEL_NAMES, "warmup": True, "max_analysed_s": 120.0,
+                "max_decoded_samples": 120 * 48_000 * 2, "silence_floor_dbfs": -60.0,
+                "token": None}
+
+    def __repr__(self) -> str:  # never print the token
+        shown = dataclasses.replace(self, token="***" if self.token else None)
+        return "ApiSettings(" + ", ".join(f"{f.name}={getattr(shown, f.name)!r}"
+                                          for f in dataclasses.fields(self)) + ")"
+
+    @property
+    def policy(self) -> inference.InputPolicy:
+        return inference.InputPolicy.from_settings(self)
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> ApiSettings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        # MUSIC_GENRE_API_TOKEN is read like every other key (a secret belongs in the
+        # environment or conf/local/, never in conf/base)
         for f in dataclasses.fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw not in (None, ""):
@@ -67,6 +93,49 @@ class ApiSettings:
                 if values[key] is None and value is not None:
                     values[key] = value
         return ApiSettings(**values)
+
+
+def beyond_loopback(host: str | None) -> bool:
+    """Whether binding ``host`` makes the service reachable from other machines."""
+    if host in (None, "", "localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: assume it resolves to a public interface
+        return True
+
+
+def warn_if_open(settings: ApiSettings) -> None:
+    if beyond_loopback(settings.host) and not settings.token:
+        logger.warning(
+            "Listening on %s without a token: anyone who reaches this machine can use the "
+            "service. Set api.token in conf/local/ or MUSIC_GENRE_API_TOKEN (clients then send "
+            "'Authorization: Bearer <token>').", settings.host)
+
+
+@functools.cache
+def _libc():
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX``): each request thread otherwise gets its
+    own arena, and freed request buffers stay mapped in them."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallopt") and "MALLOC_ARENA_MAX" not in os.environ:
+        libc.mallopt(-8, int(arenas))  # M_ARENA_MAX
+
+
+def release_memory() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them otherwise: RSS after a large
+    request stayed at its peak)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -129,16 +198,45 @@ class Service:
                 return {f: row.get(f) for f in selection.FIGURES}
         return {}
 
+    #: the env declares synthetic training audio (params:training_data), for models trained
+    #: before their metrics recorded it (see training_data)
+    synthetic_env: bool = False
+
     def predict(self, data: bytes, name: str, filename: str, spectrogram: bool = False):
+        """Decode the upload once, within the input policy, and predict with ``name``; the
+        spectrogram image comes from the same decoded audio."""
         loaded = self.models[name].loaded
-        prediction = inference.predict_bytes(data, loaded, self.extraction, self.genres, filename)
-        image = None
-        if spectrogram:
-            mel = prediction.mel_db
-            if mel is None:
-                mel = inference.first_window_mel(data, self.extraction)
-            image = inference.display_spectrogram(mel)
-        return prediction, image
+        policy = self.settings.policy
+        try:
+            start = time.perf_counter()
+            decoded = inference.decode_upload(data, policy, filename)
+            prediction = inference.predict_decoded(decoded, loaded, self.extraction,
+                                                   self.genres, filename, policy)
+            image = None
+            if spectrogram:
+                mel = prediction.mel_db
+                if mel is None:
+                    mel = inference.first_window_mel(decoded, self.extraction)
+                image = inference.display_spectrogram(mel)
+            prediction.mel_db = None
+            prediction.seconds = time.perf_counter() - start
+            del decoded
+            return prediction, image
+        finally:
+            release_memory()
+
+    def training_data(self, name: str) -> dict[str, Any]:
+        """What ``name`` was trained on (recorded by the training run; older models: the env's
+        ``training_data`` parameters), with ``synthetic`` and a ``warning`` for demo models."""
+        loaded = self.models[name].loaded
+        info = dict((loaded.metrics.get("training_data") if loaded else None) or {})
+        info.setdefault("synthetic", self.synthetic_env)
+        if info["synthetic"]:
+            info["warning"] = SYNTHETIC_WARNING
+        return info
+
+
+SYNTHETIC_WARNING = "trained on synthetic demo audio: not for real music"
 
 
 def _train_command(name: str, env: str) -> str:
@@ -185,6 +283,17 @@ def _warm_up(service: Service) -> None:
         y = 0.1 * rng.standard_normal(int(rate * max(service.extraction.min_duration_s, 3.0)))
         inference.predict_signal(y.astype(np.float32), loaded, service.extraction,
                                  service.genres)
+    release_memory()
+
+
+def _describe_run(loaded: inference.LoadedModel) -> str:
+    info = loaded.metrics.get("training_data") or {}
+    if not info:
+        return "a run that did not record its settings (trained before they were recorded)"
+    changed = info.get("runtime_params") or {}
+    return (f"run {info.get('session_id', '?')} of {info.get('trained_at', '?')} "
+            f"(env {info.get('env', '?')}, data: {info.get('description', '?')}, parameters "
+            f"changed from conf/: {changed or 'none'})")
 
 
 def load_service(settings: ApiSettings | None = None) -> Service:
@@ -194,6 +303,7 @@ def load_service(settings: ApiSettings | None = None) -> Service:
 
     settings = (settings or ApiSettings()).merged(ApiSettings.from_environ())
     inference.pin_blas_threads()
+    limit_malloc_arenas()
     project = Path(settings.project_path) if settings.project_path else find_project()
     bootstrap_project(project)
 
@@ -216,7 +326,9 @@ def load_service(settings: ApiSettings | None = None) -> Service:
         if settings.min_duration_s is not None:
             extraction = dataclasses.replace(extraction,
                                              min_duration_s=float(settings.min_duration_s))
-        service = Service(settings, env, extraction, list(params["genres"]))
+        service = Service(settings, env, extraction, list(params["genres"]),
+                          synthetic_env=bool((params.get("training_data") or {})
+                                             .get("synthetic")))
         unknown = sorted(set(settings.models) - set(inference.MODEL_NAMES))
         if unknown:
             raise ValueError(f"api.models: unknown model(s) {unknown}; known: "
@@ -231,13 +343,15 @@ def load_service(settings: ApiSettings | None = None) -> Service:
                     status.loaded = inference.ensemble_model(
                         status.loaded.model, service.available, status.loaded.metrics,
                         status.loaded.version)
-                logger.info("Serving '%s' version %s (test accuracy %s)", name,
-                            status.loaded.version, status.loaded.accuracy)
+                logger.info("Serving '%s' version %s (test accuracy %s), trained by %s", name,
+                            status.loaded.version, status.loaded.accuracy,
+                            _describe_run(status.loaded))
             except LookupError as exc:
                 status.reason = f"model '{name}' has not been trained yet: {exc}"
                 logger.warning("%s; train it with `%s`", status.reason, status.train_command)
             except Exception as exc:  # a corrupt or incompatible file must not stop the others
-                status.reason = f"model '{name}' could not be loaded: {exc!r}"
+                status.reason = (f"model '{name}' could not be loaded ({type(exc).__name__}: "
+                                 f"{exc})")
                 logger.exception("Loading '%s' failed", name)
             service.models[name] = status
         try:
@@ -252,6 +366,10 @@ def load_service(settings: ApiSettings | None = None) -> Service:
     if settings.default_model and settings.default_model not in service.available:
         raise ValueError(f"api.default_model '{settings.default_model}' is not available; "
                          f"loaded models: {sorted(service.available)}")
+    demo = [n for n in service.available if service.training_data(n)["synthetic"]]
+    if demo:
+        logger.warning("Models %s were %s; every answer says so", demo, SYNTHETIC_WARNING)
+    warn_if_open(settings)
     if settings.warmup:
         _warm_up(service)
     return service

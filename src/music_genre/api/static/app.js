@@ -3,6 +3,25 @@
 
 const $ = (id) => document.getElementById(id);
 
+// With api.token set, /models and /predict need "Authorization: Bearer <token>": the page asks
+// for it once (on the first 401) and keeps it for this tab only.
+function authHeaders() {
+  const token = sessionStorage.getItem("music_genre_token");
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+async function authorisedFetch(url, options = {}) {
+  let response = await fetch(url, { ...options, headers: { ...authHeaders() } });
+  if (response.status === 401) {
+    const token = window.prompt("This service needs an access token (api.token):");
+    if (token) {
+      sessionStorage.setItem("music_genre_token", token.trim());
+      response = await fetch(url, { ...options, headers: { ...authHeaders() } });
+    }
+  }
+  return response;
+}
+
 // "grouped CV 88 % · test 85 %": the ranking's honest figure first (GET /models)
 function figures(m) {
   const f = m.figures || {};
@@ -17,15 +36,23 @@ function figures(m) {
 
 async function loadModels() {
   const select = $("model");
-  const response = await fetch("models");
+  const response = await authorisedFetch("models");
   const body = await response.json();
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   for (const m of body.models) {
     const option = document.createElement("option");
     option.value = m.name;
-    option.textContent = m.available ? m.name + figures(m) : `${m.name} (not trained)`;
+    const demo = m.synthetic ? " [demo: trained on synthetic audio]" : "";
+    option.textContent = m.available ? m.name + figures(m) + demo : `${m.name} (not trained)`;
     option.disabled = !m.available;
     option.selected = m.default;
+    option.dataset.synthetic = m.synthetic ? "true" : "false";
     select.appendChild(option);
+  }
+  const demo = body.models.filter((m) => m.available && m.synthetic).map((m) => m.name);
+  if (demo.length) {
+    $("warning").textContent = `Models ${demo.join(", ")} were trained on synthetic demo ` +
+      "audio: not for real music. Train on real audio to get meaningful genres.";
   }
   const note = $("default-note");
   if (note) note.textContent = `default: ${body.default_model} (chosen by ${body.default_chosen_by})`;
@@ -94,14 +121,21 @@ async function predict(event) {
   $("status").textContent = "analysing…";
   $("predict").disabled = true;
   try {
-    const response = await fetch("predict?spectrogram=true", { method: "POST", body: form });
+    const response = await authorisedFetch("predict?spectrogram=true",
+                                           { method: "POST", body: form });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
     $("genre").textContent = `${body.genre} — ${(100 * body.probabilities[body.genre]).toFixed(1)} %`;
     $("genre").dataset.genre = body.genre;
-    $("meta").textContent = `model ${body.model} (version ${body.version}), ` +
-      `${body.duration_s.toFixed(1)} s of audio, ${body.windows} window(s), ` +
-      `${body.seconds.toFixed(2)} s on the server`;
+    const analysed = body.truncated
+      ? `the first ${body.analysed_s.toFixed(0)} s of ${body.duration_s.toFixed(0)} s analysed`
+      : `${body.duration_s.toFixed(1)} s of audio`;
+    const band = body.band_limit_hz != null
+      ? `, spectrum ends near ${(body.band_limit_hz / 1000).toFixed(1)} kHz` : "";
+    const silent = body.silent_windows ? `, ${body.silent_windows} silent window(s) skipped` : "";
+    $("meta").textContent = `model ${body.model} (version ${body.version}), ${analysed}, ` +
+      `${body.windows} window(s)${silent}${band}, ${body.seconds.toFixed(2)} s on the server`;
+    $("answer-warning").textContent = body.warning ? `Note: ${body.warning}.` : "";
     drawChart(body.probabilities, body.genre);
     if (body.spectrogram) drawSpectrogram(body.spectrogram);
     $("result").hidden = false;

@@ -26,8 +26,44 @@ MANIFEST_COLUMNS = ["track_id", "genre", "path", "format", "sample_rate", "chann
                     "duration_s", "status", "reason"]
 
 
+#: keep rule's format preference among files with the same track id: lossless first
+FORMAT_PREFERENCE = [".wav", ".flac", ".aiff", ".aif", ".au", ".snd", ".ogg", ".mp3"]
+
+
+def _keep_order(rec: dict[str, Any]) -> tuple:
+    """Sort key of the duplicate keep rule (smallest is kept): first a file whose folder is the
+    genre its id names (``rock/rock.00002.wav`` before ``metal/rock.00002.wav``), then the
+    lossless format (:data:`FORMAT_PREFERENCE`), then the path, alphabetically."""
+    track_id, genre, path = str(rec["track_id"]), str(rec["genre"]), str(rec["path"])
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    rank = FORMAT_PREFERENCE.index(suffix) if suffix in FORMAT_PREFERENCE else len(
+        FORMAT_PREFERENCE)
+    return (track_id.split(".", 1)[0] != genre, rank, path)
+
+
+def exclude_duplicate_ids(manifest: pd.DataFrame) -> pd.DataFrame:
+    """One usable file per track id: the same id in two files (any format, any genre folder)
+    keeps the first by :func:`_keep_order`; the others are excluded with the reason (they appear
+    in the dataset's one exclusion warning). Without this, one id could be in two rows, in two
+    parts of the split, and the feature and label tables of a model would disagree."""
+    manifest = manifest.copy()
+    ok = manifest[manifest["status"] == "ok"]
+    for track_id, group in ok.groupby(ok["track_id"].astype(str), sort=True):
+        if len(group) < 2:
+            continue
+        records = sorted(group.reset_index().to_dict("records"), key=_keep_order)
+        kept = records[0]
+        for rec in records[1:]:
+            manifest.loc[rec["index"], ["status", "reason"]] = [
+                "excluded", f"{rec['path']}: duplicate of track id '{track_id}', kept "
+                f"{kept['path']} (rule: the file in the genre folder its id names, then WAV/"
+                "FLAC before lossy formats, then the path); delete or rename one of them"]
+    return manifest
+
+
 def probe_tracks(raw_audio: pd.DataFrame, genres: list[str]) -> pd.DataFrame:
-    """Read every file's header: format, rate, channels, duration, and whether it is usable."""
+    """Read every file's header: format, rate, channels, duration, and whether it is usable.
+    The same track id in two files keeps one (:func:`exclude_duplicate_ids`)."""
     rows = []
     for rec in raw_audio.to_dict("records"):
         row = {"track_id": rec["track_id"], "genre": rec["genre"], "path": rec["path"],
@@ -44,7 +80,7 @@ def probe_tracks(raw_audio: pd.DataFrame, genres: list[str]) -> pd.DataFrame:
             except audio.AudioError as exc:
                 row.update(status="excluded", reason=str(exc))
         rows.append(row)
-    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    return exclude_duplicate_ids(pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
 
 
 def _cache_key(path: str, params: audio.ExtractionParams, segment_s: float) -> str:
@@ -154,8 +190,9 @@ def assemble_dataset(
     Tracks that failed to decode are excluded here with their reason, in one warning.
     """
     params = audio.ExtractionParams.from_dict(extraction)
-    manifest = probed.copy()
+    manifest = exclude_duplicate_ids(probed)  # a manifest probed before duplicates were checked
     key_of = dict(zip(track_keys["track_id"].astype(str), track_keys["cache_key"].astype(str)))
+    manifest = _exclude_identical_audio(manifest, key_of)
     feature_rows, spectrogram_keys, ids = [], [], []
     mel_shape = (params.n_mels, params.n_frames)  # every entry's spectrogram has this shape
     for i, rec in manifest.iterrows():
@@ -186,6 +223,25 @@ def assemble_dataset(
     # in RAM at once (they are 330 MB in float16)
     data = _CachedSpectrograms(cache, spectrogram_keys, mel_shape)
     return manifest, features, SpectrogramSet(np.array(ids), data)
+
+
+def _exclude_identical_audio(manifest: pd.DataFrame, key_of: dict[str, str]) -> pd.DataFrame:
+    """The same audio bytes under two track ids (the cache key hashes the bytes): keep one by
+    :func:`_keep_order`'s rule on the ids, exclude the others with the reason."""
+    manifest = manifest.copy()
+    ok = manifest[manifest["status"] == "ok"]
+    keys = ok["track_id"].astype(str).map(key_of)
+    for _, group in ok.groupby(keys, sort=True):
+        if len(group) < 2:
+            continue
+        records = sorted(group.reset_index().to_dict("records"), key=_keep_order)
+        kept = records[0]
+        for rec in records[1:]:
+            manifest.loc[rec["index"], ["status", "reason"]] = [
+                "excluded", f"{rec['path']}: the same audio as {kept['path']} (track "
+                f"'{kept['track_id']}', kept by the duplicate rule); one recording under two "
+                "ids would be in training and test at once: delete the copy"]
+    return manifest
 
 
 class _CachedSpectrograms:
@@ -237,8 +293,15 @@ def split_tracks(
 ) -> pd.DataFrame:
     """Track-level train/validation/test split of the usable tracks (``params:split.scheme``:
     the fault-filtered GTZAN lists on full GTZAN, else random stratified and seeded, or a
-    user's CSV; :func:`music_genre.splits.make_split`)."""
-    ok = manifest[manifest["status"] == "ok"][["track_id", "genre"]]
+    user's CSV; :func:`music_genre.splits.make_split`). One row per track id whatever the
+    manifest holds: an id is never in two parts."""
+    ok = manifest[manifest["status"] == "ok"][["track_id", "genre"]].reset_index(drop=True)
+    ok["track_id"] = ok["track_id"].astype(str)
+    duplicated = ok["track_id"].duplicated()
+    if duplicated.any():
+        logger.warning("Split: %d duplicate track id row(s) dropped (%s); each id is split once",
+                       int(duplicated.sum()), sorted(set(ok.loc[duplicated, "track_id"]))[:10])
+        ok = ok[~duplicated].reset_index(drop=True)
     return splits.make_split(ok, predefined, filtered_lists, split)
 
 
