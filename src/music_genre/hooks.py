@@ -12,10 +12,19 @@ from kedro.io.core import Version
 
 logger = logging.getLogger(__name__)
 
+MODELS_INPUT = "classify.models"  # conf/base/catalog_classify.yml
+
 
 class ProjectHooks:
     def __init__(self) -> None:
         self._catalog = None
+        self._metrics: dict[str, dict] = {}  # <model>.metrics saved by this run
+        self._saved: dict[str, str] = {}  # dataset name -> path written by this run
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:  # noqa: ARG002
+        self._metrics, self._saved = {}, {}
+        self._give_classify_its_models(pipeline, catalog)
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -39,6 +48,26 @@ class ProjectHooks:
     def after_catalog_created(self, catalog) -> None:
         self._catalog = catalog
 
+    def _give_classify_its_models(self, pipeline, catalog) -> None:
+        """Give the classify pipeline its ``classify.models``: this run's catalog, from which
+        the node loads the one model it uses (a node input cannot be chosen by a parameter)."""
+        if MODELS_INPUT not in pipeline.inputs():
+            return
+        from music_genre.classify_io import TrainedModels
+
+        models = TrainedModels(catalog, catalog.load("parameters"))
+        if isinstance(catalog.get(MODELS_INPUT), MemoryDataset):  # conf/base/catalog_classify.yml
+            catalog.get(MODELS_INPUT).save(models)
+        else:
+            catalog[MODELS_INPUT] = MemoryDataset(models, copy_mode="assign")
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:  # noqa: ARG002
+        """One closing summary: the models this run evaluated, with both figures the comparison
+        ranks by, and where the comparison report is."""
+        for line in run_summary(self._metrics, self._saved):
+            logger.info(line)
+
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data, node) -> None:  # noqa: ARG002
         if self._catalog is None:
@@ -54,6 +83,31 @@ class ProjectHooks:
             path = described.get("filepath") or described.get("path")
         if path:
             logger.info("Saved '%s' to %s", dataset_name, path)
+            self._saved[dataset_name] = str(path)
+        if dataset_name.endswith(".metrics") and isinstance(data, dict) and "accuracy" in data:
+            self._metrics[dataset_name.rsplit(".", 1)[0]] = data
+
+
+def run_summary(metrics: dict[str, dict], saved: dict[str, str]) -> list[str]:
+    """The closing lines of a run: test accuracy and macro F1 of each model it evaluated (best
+    first, as in the comparison report) and the report's path; nothing for runs that did neither.
+    """
+    lines = []
+    ranked = sorted(metrics.items(), key=lambda kv: -float(kv[1].get("accuracy") or 0.0))
+    if ranked:
+        n_test = max(int(m.get("n_test") or 0) for _, m in ranked)
+        lines.append(f"Run summary: {len(ranked)} model(s) evaluated on the test split "
+                     f"({n_test} tracks); accuracy / macro F1:")
+        for name, m in ranked:
+            f1 = m.get("f1_macro")
+            lines.append(f"  {name:<12} {100 * float(m['accuracy']):6.2f} % / "
+                         + (f"{float(f1):.3f}" if f1 is not None else "n/a"))
+    for key, label in (("comparison_markdown", "Comparison report"),
+                       ("comparison_chart", "Comparison chart"),
+                       ("classify.results", "Classification table")):
+        if key in saved:
+            lines.append(f"{label}: {saved[key]}")
+    return lines
 
 
 def pin_to_own_version(dataset) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,3 +284,18 @@ def display_spectrogram(mel_db: np.ndarray, time_pool: int = 4) -> np.ndarray:
     frames = norm.shape[1] - norm.shape[1] % time_pool
     pooled = norm[:, :frames].reshape(norm.shape[0], -1, time_pool).mean(axis=2)
     return np.round(pooled * 255).astype(np.uint8)
+
+
+def choose_default_model(accuracies: Mapping[str, float | None],
+                         preferred: str | None = None) -> str | None:
+    """The model used when none is named: ``preferred`` when given, else the one with the best
+    test accuracy (a model without metrics ranks last); None when ``accuracies`` is empty.
+
+    The one place this choice is made: the ``classify`` pipeline and CLI call it, and so should
+    the service's default (``api.default_model: null``).
+    """
+    if preferred:
+        return preferred
+    ranked = sorted(accuracies, key=lambda n: -(accuracies[n] if accuracies[n] is not None
+                                                else -1.0))
+    return ranked[0] if ranked else None

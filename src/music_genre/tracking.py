@@ -16,9 +16,12 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import logging
 import math
 import os
+import sys
 from numbers import Number
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,39 @@ logger = logging.getLogger(__name__)
 # predictions, plots, reports); features and caches are not.
 ARTIFACT_LAYERS = {"model_input", "models", "model_output", "reporting"}
 CLEARML_ENV = "MUSIC_GENRE_CLEARML"
+
+
+# --------------------------------------------------------------------------- import order
+class _TensorFlowBeforeKeras(importlib.abc.MetaPathFinder):
+    """Imports ``tensorflow`` just before the first ``import keras``, then steps aside."""
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002
+        if fullname == "keras" and "tensorflow" not in sys.modules:
+            _remove_finder()
+            if importlib.util.find_spec("tensorflow") is not None:
+                import tensorflow  # noqa: F401
+        return None  # the normal finders import keras
+
+
+def _remove_finder() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _TensorFlowBeforeKeras)]
+
+
+def import_tensorflow_before_keras() -> None:
+    """Make the first ``import keras`` of the process import TensorFlow first.
+
+    ``mlflow.autolog()`` (kedro-mlflow calls it, with ``disable=True``, on every run and API
+    start) registers a hook that runs when ``tensorflow`` finishes importing and imports Keras.
+    Imported the other way round (the project imports ``keras``, whose TensorFlow backend imports
+    ``tensorflow`` half-way through), the hook runs inside Keras' own import and fails with
+    "cannot import name 'cast' from partially initialized module 'keras.src.backend'". With
+    TensorFlow first, the hook finds both modules whole. Nothing is imported until Keras is
+    (runs that train no network never load TensorFlow); a no-op under another Keras backend.
+    """
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "keras" in sys.modules:
+        return
+    if not any(isinstance(f, _TensorFlowBeforeKeras) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TensorFlowBeforeKeras())
 
 
 # --------------------------------------------------------------------------- what is logged
