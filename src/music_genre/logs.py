@@ -1,44 +1,64 @@
-"""Logging set-up used by ``conf/logging.yml``: readable in a terminal and in a redirected file.
+"""Logs a person reads: whole lines when the output is redirected, and no start-up noise from a
+dependency that the project cannot fix at its source.
 
-* :func:`console_handler`: Kedro's Rich handler in a terminal; one plain, whole line per record
-  when the output is redirected (Rich cannot see a terminal there and wraps every message at 80
-  columns, mid-sentence).
-* :class:`KnownThirdPartyWarnings`: drops the one start-up warning the project cannot fix at its
-  cause, because it is raised inside a dependency before any project code runs (listed below,
-  with where it comes from); every other warning is logged as usual.
+:func:`setup` runs as early as the project can run code: as a Kedro ``kedro.init`` plugin hook
+(``pyproject.toml``; every ``kedro`` command calls it before loading plugins) and again from
+``settings.py`` (``python -m music_genre``, the API, and a checkout installed before the entry
+point existed). It is idempotent.
+
+* Rich, Kedro's console handler, wraps every message at 80 columns when it cannot see a terminal
+  (``kedro run > run.log``, CI): there the handler is replaced by a plain one that writes each
+  record as one whole line. In a terminal nothing changes. ``conf/logging.yml`` cannot do this
+  itself: Kedro 1.7 accepts only ``logging``/``kedro.logging`` classes in it.
+* :data:`KNOWN_WARNINGS` lists the warnings raised inside dependencies at import time; each is
+  ignored by message, with the reason beside it.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
-#: (message start, why it is dropped) of warnings raised in dependencies
+#: message start → where it comes from and why ignoring it is safe
 KNOWN_WARNINGS = {
     # mlflow >= 2.20 warns when a PythonModel subclass has an un-annotated predict(); kedro-mlflow
-    # 2.0.x defines one (KedroPipelineModel) and Kedro imports it with the plugin's CLI, before
-    # the project's settings exist. This project never logs a KedroPipelineModel.
+    # 2.0.x defines one (KedroPipelineModel) and Kedro imports it with the plugin's CLI, before any
+    # project code but this hook runs. This project never logs a KedroPipelineModel.
     "Add type hints to the `predict` method": "kedro_mlflow.mlflow.KedroPipelineModel",
 }
 
 
-def console_handler(stream: str = "stdout", **rich_kwargs) -> logging.Handler:
-    """Rich in a terminal, whole plain lines otherwise (``conf/logging.yml``: ``console``)."""
-    out = sys.stdout if stream == "stdout" else sys.stderr
-    if out.isatty():
-        from kedro.logging import RichHandler
-
-        return RichHandler(**rich_kwargs)
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
-    return handler
+class _PlainHandler(logging.StreamHandler):
+    """One whole line per record (the stand-in for Rich outside a terminal)."""
 
 
-class KnownThirdPartyWarnings(logging.Filter):
-    """Filter for the ``py.warnings`` logger: drops :data:`KNOWN_WARNINGS` only."""
+def setup() -> None:
+    for message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message + ".*", category=UserWarning)
+    whole_lines_when_redirected()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not any(known in message for known in KNOWN_WARNINGS)
+
+def whole_lines_when_redirected(root: logging.Logger | None = None) -> None:
+    """Replace Rich console handlers on the root logger by plain ones when their stream is not a
+    terminal."""
+    try:
+        from rich.logging import RichHandler
+    except ImportError:
+        return
+    root = root or logging.getLogger()
+    for handler in list(root.handlers):
+        if not isinstance(handler, RichHandler):
+            continue
+        stream = handler.console.file
+        if getattr(stream, "isatty", lambda: False)():
+            continue
+        plain = _PlainHandler(stream)
+        plain.setLevel(handler.level)
+        plain.setFormatter(logging.Formatter(PLAIN_FORMAT))
+        for f in handler.filters:
+            plain.addFilter(f)
+        root.removeHandler(handler)
+        root.addHandler(plain)

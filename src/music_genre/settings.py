@@ -13,7 +13,10 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     # with "All log messages before absl::InitializeLog() ..." before it)
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+from music_genre import logs  # noqa: E402
 from music_genre.tracking import import_tensorflow_before_keras  # noqa: E402
+
+logs.setup()  # whole log lines when redirected; known third-party warnings (also a kedro.init hook)
 
 # MLflow's autolog hooks (kedro-mlflow calls mlflow.autolog(disable=True)) must find TensorFlow
 # fully imported when Keras is; see the function.

@@ -68,7 +68,7 @@ def music(tmp_path_factory, gtzan_mini) -> dict[str, Path]:
     sf.write(files["mp3"], y[: sr * 12], sr, format="MP3")
     files["flac"] = root / "nested" / "deeper" / "track.FLAC"
     files["flac"].parent.mkdir(parents=True)
-    sf.write(files["flac"], y[: sr * 8], sr, format="FLAC")
+    sf.write(files["flac"], y[: sr * 10], sr, format="FLAC")
     files["broken"] = root / "broken.wav"
     files["broken"].write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 50)
     files["short"] = root / "nested" / "short.wav"
@@ -115,10 +115,12 @@ def test_rows_carry_top3_model_and_seconds(first_run, project, music):
     assert (ok[["genre", "genre_2", "genre_3"]].nunique(axis=1) == 3).all()
     versions = sorted(d.name for d in (project / "data" / ENV / "06_models" / "rf.pkl").iterdir())
     assert (ok["model"] == "rf").all() and (ok["model_version"] == versions[-1]).all()
-    # 30 s real tracks (6 s windows: 5), a 12 s MP3 (2 windows), an 8 s FLAC (2: last looped)
+    # 30 s real tracks (6 s windows: 5), a 12 s MP3 (2 windows), a 10 s FLAC (2: the last 4 s
+    # looped up to 6 s, as a short training clip is)
     assert ok.loc[str(music["real0"].resolve()), "n_windows"] == 5
     assert ok.loc[str(music["mp3"].resolve()), "analysed_s"] == pytest.approx(12.0, abs=0.1)
-    assert ok.loc[str(music["flac"].resolve()), "analysed_s"] == pytest.approx(8.0, abs=0.01)
+    assert ok.loc[str(music["flac"].resolve()), "n_windows"] == 2
+    assert ok.loc[str(music["flac"].resolve()), "analysed_s"] == pytest.approx(10.0, abs=0.01)
 
 
 def test_answers_equal_the_service_function(first_run, project, music):

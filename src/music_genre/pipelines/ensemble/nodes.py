@@ -11,7 +11,7 @@ import pandas as pd
 from music_genre import evaluation
 from music_genre.pipelines.training.nodes import (
     _confusion_figure,
-    _curves_figure,
+    _confidence_figure,
     classification_metrics,
 )
 
@@ -58,4 +58,6 @@ def evaluate_ensemble(params: dict[str, Any], genres: list[str],
     cm = _confusion_figure(np.array(metrics["confusion_matrix"]), genres,
                            f"ensemble ({' + '.join(members)}): accuracy {metrics['accuracy']:.1%}"
                            f" ({len(y)} test tracks)")
-    return metrics, per_genre, avg, cm, _curves_figure({}, "ensemble: no training curves")
+    confidence = _confidence_figure(proba, y, f"ensemble ({' + '.join(members)}): the members' "
+                                    "probabilities averaged (no training of its own)")
+    return metrics, per_genre, avg, cm, confidence
