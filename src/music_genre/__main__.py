@@ -7,6 +7,7 @@ Anything else is handed to Kedro's ``run`` command, as before.
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -68,16 +69,18 @@ def classify(argv: list[str]) -> int:
         runtime["playlists"] = True
     if options.jobs is not None:
         runtime["n_jobs"] = options.jobs
-    bootstrap_project(project)
-    if not options.verbose:  # stdout is the answer; Kedro's run log only on request
-        for name in ("kedro", "music_genre", "kedro_mlflow", "mlflow"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    with KedroSession.create(project_path=project, env=options.env,
-                             runtime_params={"classify": runtime}) as session:
-        session.run(pipeline_names=["classify"])
-        version = session.session_id  # the save version of every versioned output of this run
-        catalog = session.load_context().catalog
-        results = catalog.load("classify.results", version=version)
+    if not options.verbose:  # Kedro's run log only on request (warnings and errors always)
+        logging.disable(logging.INFO)
+    # stdout carries the answer only: whatever Kedro, its plugins or the libraries print or log
+    # goes to stderr (with the progress bar)
+    with contextlib.redirect_stdout(sys.stderr):
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, env=options.env,
+                                 runtime_params={"classify": runtime}) as session:
+            session.run(pipeline_names=["classify"])
+            version = session.session_id  # the save version of this run's versioned outputs
+            catalog = session.load_context().catalog
+            results = catalog.load("classify.results", version=version)
     if options.json:
         print(json.dumps(json.loads(results.to_json(orient="records")), indent=1))
     else:

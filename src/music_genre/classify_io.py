@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets._typing import TablePreview
 
 from music_genre import inference
 
@@ -148,6 +149,10 @@ class LatestCSVDataset(AbstractDataset[None, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "reads": "latest version"}
+
+    def preview(self, nrows: int = 10) -> TablePreview:
+        """kedro-viz: the first ``nrows`` rows of the latest version."""
+        return TablePreview(self.load().head(nrows).to_dict(orient="split"))
 
 
 __all__ = ["LatestCSVDataset", "TrainedModels", "load_model", "trained_version"]

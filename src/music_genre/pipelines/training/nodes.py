@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import (  # noqa: E402
@@ -209,6 +210,7 @@ def _confidence_figure(proba: np.ndarray, y_test: np.ndarray, title: str):
               label=[f"correct ({right.sum()})", f"wrong ({(~right).sum()})"])
     left.set_xlabel("probability of the predicted genre")
     left.set_ylabel("test tracks")
+    left.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     left.set_xlim(0, 1)
     left.legend(loc="upper left", frameon=False)
     left.set_title("Confidence on the test split")
@@ -226,7 +228,7 @@ def _confidence_figure(proba: np.ndarray, y_test: np.ndarray, title: str):
         cal.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, 6), ha="center",
                      fontsize=8)
     cal.set_xlim(0, 1)
-    cal.set_ylim(-0.05, 1.1)
+    cal.set_ylim(-0.05, 1.25)
     cal.set_xlabel("mean probability of the predicted genre (bin)")
     cal.set_ylabel("accuracy in the bin")
     cal.legend(loc="upper left", frameon=False)
