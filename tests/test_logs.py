@@ -22,6 +22,8 @@ from music_genre import logs
 from tests.helpers import TINY, make_project
 
 TINY_CONF = {k: v for k, v in TINY.items() if not k.startswith("demo_")}
+# 10 training tracks: a PCA of 30 components would be cut to 10, with a (deserved) warning
+TINY_CONF["mlp"] = {**TINY_CONF["mlp"], "pca_components": 8}
 
 
 def _init_hook_env(tmp_path: Path) -> dict[str, str]:

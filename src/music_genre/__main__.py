@@ -54,33 +54,39 @@ def _parser() -> argparse.ArgumentParser:
 
 def classify(argv: list[str]) -> int:
     options = _parser().parse_args(argv)
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
+    from music_genre import logs
 
-    from music_genre.api.service import find_project
-    from music_genre.pipelines.classify.nodes import result_lines
-
-    project = (options.project_path or find_project()).resolve()
-    runtime: dict[str, Any] = {"input": [str(Path(p).expanduser().resolve())
-                                         for p in options.paths]}
-    if options.model:
-        runtime["model"] = options.model
-    if options.playlists:
-        runtime["playlists"] = True
-    if options.jobs is not None:
-        runtime["n_jobs"] = options.jobs
+    logs.setup()  # what a `kedro` command gets from the project's kedro.init hook
     if not options.verbose:  # Kedro's run log only on request (warnings and errors always)
         logging.disable(logging.INFO)
     # stdout carries the answer only: whatever Kedro, its plugins or the libraries print or log
     # goes to stderr (with the progress bar)
     with contextlib.redirect_stdout(sys.stderr):
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+        from kedro.runner import SequentialRunner
+
+        from music_genre.api.service import find_project
+        from music_genre.pipelines.classify.nodes import result_lines
+
+        project = (options.project_path or find_project()).resolve()
+        runtime: dict[str, Any] = {"input": [str(Path(p).expanduser().resolve())
+                                             for p in options.paths]}
+        if options.model:
+            runtime["model"] = options.model
+        if options.playlists:
+            runtime["playlists"] = True
+        if options.jobs is not None:
+            runtime["n_jobs"] = options.jobs
         bootstrap_project(project)
         with KedroSession.create(project_path=project, env=options.env,
                                  runtime_params={"classify": runtime}) as session:
-            session.run(pipeline_names=["classify"])
+            # the context for reading the table back is made first: made after the run, its
+            # hooks would find the run's MLflow run still open and warn about it
+            context = session.load_context()
+            session.run(pipeline_names=["classify"], runner=SequentialRunner())
             version = session.session_id  # the save version of this run's versioned outputs
-            catalog = session.load_context().catalog
-            results = catalog.load("classify.results", version=version)
+            results = context.catalog.load("classify.results", version=version)
     if options.json:
         print(json.dumps(json.loads(results.to_json(orient="records")), indent=1))
     else:

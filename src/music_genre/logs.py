@@ -37,7 +37,8 @@ class _PlainHandler(logging.StreamHandler):
 
 def setup() -> None:
     for message in KNOWN_WARNINGS:
-        warnings.filterwarnings("ignore", message=message + ".*", category=UserWarning)
+        # MLflow wraps the text in ANSI colour codes: match anywhere in the message
+        warnings.filterwarnings("ignore", message=".*" + message, category=UserWarning)
     whole_lines_when_redirected()
 
 

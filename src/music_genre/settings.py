@@ -1,17 +1,11 @@
 """Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
 import os
-import platform
 import warnings
 
 # Telemetry is off unless a user opts in explicitly.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-if platform.machine().lower() in ("x86_64", "amd64"):
-    # oneDNN is TensorFlow's default on x86-64; saying so explicitly stops TensorFlow from
-    # announcing it on import (the "oneDNN custom operations are on" line, which absl prints
-    # with "All log messages before absl::InitializeLog() ..." before it)
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from music_genre import logs  # noqa: E402
 from music_genre.tracking import import_tensorflow_before_keras  # noqa: E402
@@ -19,7 +13,7 @@ from music_genre.tracking import import_tensorflow_before_keras  # noqa: E402
 logs.setup()  # whole log lines when redirected; known third-party warnings (also a kedro.init hook)
 
 # MLflow's autolog hooks (kedro-mlflow calls mlflow.autolog(disable=True)) must find TensorFlow
-# fully imported when Keras is; see the function.
+# fully imported when Keras is, and TensorFlow's C++ start-up notices are held back; see there.
 import_tensorflow_before_keras()
 
 # Deprecation notices from third-party packages that a user can do nothing about.

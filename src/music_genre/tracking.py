@@ -16,12 +16,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
-import importlib.util
+import importlib.machinery
 import logging
 import math
 import os
 import sys
+import tempfile
 from numbers import Number
 from pathlib import Path
 from typing import Any
@@ -37,36 +39,97 @@ CLEARML_ENV = "MUSIC_GENRE_CLEARML"
 
 
 # --------------------------------------------------------------------------- import order
-class _TensorFlowBeforeKeras(importlib.abc.MetaPathFinder):
-    """Imports ``tensorflow`` just before the first ``import keras``, then steps aside."""
+#: TensorFlow's C++ start-up notices, written to file descriptor 2 while it is imported, before
+#: absl logging is initialised (so TF_CPP_MIN_LOG_LEVEL cannot silence them): the oneDNN notice
+#: (printed whenever oneDNN is on, TensorFlow's x86 default) and absl's remark that such early
+#: messages go to stderr. Anything else TensorFlow writes while importing is passed on.
+TENSORFLOW_IMPORT_NOTICES = ("All log messages before absl::InitializeLog() is called",
+                             "oneDNN custom operations are on")
+
+
+@contextlib.contextmanager
+def _native_stderr_without(notices: tuple[str, ...]):
+    """Capture file descriptor 2 (C/C++ writes as well as Python's) while the block runs, then
+    write back every line that is not one of ``notices``."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True)
+                    if not any(n.encode() in line for n in notices)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """TensorFlow's own loader, run with its start-up notices held back."""
+
+    def __init__(self, loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with _native_stderr_without(TENSORFLOW_IMPORT_NOTICES):
+            self._loader.exec_module(module)
+
+
+class _TensorFlowFirst(importlib.abc.MetaPathFinder):
+    """The first ``import keras`` imports TensorFlow before Keras; TensorFlow is imported without
+    its C++ start-up notices (whoever imports it first). Steps aside once TensorFlow is in."""
 
     def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002
         if fullname == "keras" and "tensorflow" not in sys.modules:
+            try:
+                import tensorflow  # noqa: F401  (through the branch below)
+            except ImportError:  # Keras without TensorFlow: nothing to order
+                _remove_finder()
+            return None  # the normal finders import keras
+        if fullname == "tensorflow":
             _remove_finder()
-            if importlib.util.find_spec("tensorflow") is not None:
-                import tensorflow  # noqa: F401
-        return None  # the normal finders import keras
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _QuietLoader(spec.loader)
+            return spec
+        return None
 
 
 def _remove_finder() -> None:
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _TensorFlowBeforeKeras)]
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _TensorFlowFirst)]
 
 
 def import_tensorflow_before_keras() -> None:
-    """Make the first ``import keras`` of the process import TensorFlow first.
+    """Make the first ``import keras`` of the process import TensorFlow first, and keep
+    TensorFlow's import quiet.
 
     ``mlflow.autolog()`` (kedro-mlflow calls it, with ``disable=True``, on every run and API
     start) registers a hook that runs when ``tensorflow`` finishes importing and imports Keras.
     Imported the other way round (the project imports ``keras``, whose TensorFlow backend imports
     ``tensorflow`` half-way through), the hook runs inside Keras' own import and fails with
     "cannot import name 'cast' from partially initialized module 'keras.src.backend'". With
-    TensorFlow first, the hook finds both modules whole. Nothing is imported until Keras is
-    (runs that train no network never load TensorFlow); a no-op under another Keras backend.
+    TensorFlow first, the hook finds both modules whole. Nothing is imported until Keras or
+    TensorFlow is (runs that train no network never load TensorFlow); a no-op under another
+    Keras backend, or once TensorFlow is imported.
     """
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "keras" in sys.modules:
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
         return
-    if not any(isinstance(f, _TensorFlowBeforeKeras) for f in sys.meta_path):
-        sys.meta_path.insert(0, _TensorFlowBeforeKeras())
+    if not any(isinstance(f, _TensorFlowFirst) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TensorFlowFirst())
 
 
 # --------------------------------------------------------------------------- what is logged

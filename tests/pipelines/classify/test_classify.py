@@ -173,10 +173,12 @@ def test_cli_prints_one_line_per_file_and_json(project, music, first_run):
     folder = music["root"] / "nested"
     cmd = [sys.executable, "-m", "music_genre", "classify", str(folder), str(music["mp3"]),
            "--env", ENV, "--project-path", str(project)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, timeout=600)
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 3, out.stdout + out.stderr  # track.FLAC, short.wav, clip.mp3
+    assert "WARNING" not in out.stderr, out.stderr
     assert sum(line.startswith("UNREADABLE") for line in lines) == 1
     as_json = subprocess.run(cmd + ["--json"], capture_output=True, text=True, env=env,
                              check=True, timeout=600)

@@ -73,6 +73,13 @@ def find_audio_files(classify: Mapping[str, Any]) -> pd.DataFrame:
     }, columns=["path", "size_bytes", "mtime_ns"])
 
 
+def _flag(value) -> bool:
+    """A yes/no parameter, also when it arrives as text (``--params "classify.playlists=false"``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def _log_walk_error(exc: OSError) -> None:
     logger.info("Skipping %s: %s", exc.filename, exc.strerror)
 
@@ -174,7 +181,7 @@ def classify_files(files: pd.DataFrame, previous: pd.DataFrame, models,
                 "%d to analyse", loaded.name, loaded.version, len(files), len(reused), len(todo))
     max_bytes = int(float(classify.get("max_file_mb", 50)) * 2**20)
     rows = _run_all(todo, loaded, extraction, genres, max_bytes, _n_jobs(classify, len(todo)),
-                    bool(classify.get("progress", True)))
+                    _flag(classify.get("progress", True)))
     new = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("size_bytes", "mtime_ns")])
     new = new.merge(files[["path", "size_bytes", "mtime_ns"]], on="path", how="left")
     table = pd.concat([reused, new], ignore_index=True) if len(reused) else new
@@ -234,7 +241,7 @@ def plot_summary(results: pd.DataFrame, genres: list[str]):
 def make_playlists(results: pd.DataFrame, classify: Mapping[str, Any]) -> dict[str, str]:
     """One extended-M3U playlist per predicted genre (``<genre>.m3u``: absolute paths, most
     confident first), or nothing when ``classify.playlists`` is false."""
-    if not classify.get("playlists", False):
+    if not _flag(classify.get("playlists", False)):
         return {}
     ok = results[results["status"] == "ok"].sort_values(["genre", "probability", "path"],
                                                          ascending=[True, False, True])
