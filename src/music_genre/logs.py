@@ -35,10 +35,23 @@ class _PlainHandler(logging.StreamHandler):
     """One whole line per record (the stand-in for Rich outside a terminal)."""
 
 
+class _KnownWarnings(logging.Filter):
+    """On the ``py.warnings`` logger (Kedro routes warnings to logging): drops the known ones.
+    Needed beside the warnings filter: a dependency's ``simplefilter("once", UserWarning)``,
+    placed in front of it, decides before it does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(known in message for known in KNOWN_WARNINGS)
+
+
 def setup() -> None:
     for message in KNOWN_WARNINGS:
         # MLflow wraps the text in ANSI colour codes: match anywhere in the message
         warnings.filterwarnings("ignore", message=".*" + message, category=UserWarning)
+    py_warnings = logging.getLogger("py.warnings")
+    if not any(isinstance(f, _KnownWarnings) for f in py_warnings.filters):
+        py_warnings.addFilter(_KnownWarnings())
     whole_lines_when_redirected()
 
 

@@ -85,8 +85,11 @@ class _QuietLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module) -> None:
-        with _native_stderr_without(TENSORFLOW_IMPORT_NOTICES):
-            self._loader.exec_module(module)
+        try:
+            with _native_stderr_without(TENSORFLOW_IMPORT_NOTICES):
+                self._loader.exec_module(module)
+        finally:
+            _remove_finder()  # TensorFlow is in: nothing left to order
 
 
 class _TensorFlowFirst(importlib.abc.MetaPathFinder):
@@ -101,7 +104,8 @@ class _TensorFlowFirst(importlib.abc.MetaPathFinder):
                 _remove_finder()
             return None  # the normal finders import keras
         if fullname == "tensorflow":
-            _remove_finder()
+            # (a find_spec() probe for TensorFlow lands here too without importing it: the finder
+            # stays until the loader has run)
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
             if spec is not None and spec.loader is not None:
                 spec.loader = _QuietLoader(spec.loader)
