@@ -10,9 +10,27 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 from kedro.io.core import Version
 
+from music_genre.tracking import import_tensorflow_first
+
 logger = logging.getLogger(__name__)
 
 MODELS_INPUT = "classify.models"  # conf/base/catalog_classify.yml
+
+
+def _uses_keras(pipeline, catalog) -> bool:
+    """Whether a run may import Keras: it reads or writes a ``.keras`` model (networks, MusiCNN),
+    or classifies with a model chosen at run time."""
+    from music_genre.keras_dataset import KerasModelDataset
+
+    if MODELS_INPUT in pipeline.datasets():
+        return True
+    for name in pipeline.datasets():
+        try:
+            if isinstance(catalog.get(name), KerasModelDataset):
+                return True
+        except Exception:  # a dataset that cannot be built now is not a Keras model
+            continue
+    return False
 
 
 class ProjectHooks:
@@ -24,6 +42,9 @@ class ProjectHooks:
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:  # noqa: ARG002
         self._metrics, self._saved = {}, {}
+        if _uses_keras(pipeline, catalog):
+            # before any `import keras`: MLflow's autolog import hook needs this order
+            import_tensorflow_first()
         self._give_classify_its_models(pipeline, catalog)
 
     @hook_impl

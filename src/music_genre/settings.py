@@ -8,13 +8,8 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 from music_genre import logs  # noqa: E402
-from music_genre.tracking import import_tensorflow_before_keras  # noqa: E402
 
 logs.setup()  # whole log lines when redirected; known third-party warnings (also a kedro.init hook)
-
-# MLflow's autolog hooks (kedro-mlflow calls mlflow.autolog(disable=True)) must find TensorFlow
-# fully imported when Keras is, and TensorFlow's C++ start-up notices are held back; see there.
-import_tensorflow_before_keras()
 
 # Deprecation notices from third-party packages that a user can do nothing about.
 warnings.filterwarnings("ignore", message=".*register_new_resolver.*")

@@ -17,8 +17,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
-import importlib.machinery
 import logging
 import math
 import os
@@ -75,65 +73,27 @@ def _native_stderr_without(notices: tuple[str, ...]):
                 os.write(2, b"".join(kept))
 
 
-class _QuietLoader(importlib.abc.Loader):
-    """TensorFlow's own loader, run with its start-up notices held back."""
+def import_tensorflow_first() -> None:
+    """Import TensorFlow now, at top level, before anything imports Keras, and without its C++
+    start-up notices.
 
-    def __init__(self, loader) -> None:
-        self._loader = loader
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        try:
-            with _native_stderr_without(TENSORFLOW_IMPORT_NOTICES):
-                self._loader.exec_module(module)
-        finally:
-            _remove_finder()  # TensorFlow is in: nothing left to order
-
-
-class _TensorFlowFirst(importlib.abc.MetaPathFinder):
-    """The first ``import keras`` imports TensorFlow before Keras; TensorFlow is imported without
-    its C++ start-up notices (whoever imports it first). Steps aside once TensorFlow is in."""
-
-    def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002
-        if fullname == "keras" and "tensorflow" not in sys.modules:
-            try:
-                import tensorflow  # noqa: F401  (through the branch below)
-            except ImportError:  # Keras without TensorFlow: nothing to order
-                _remove_finder()
-            return None  # the normal finders import keras
-        if fullname == "tensorflow":
-            # (a find_spec() probe for TensorFlow lands here too without importing it: the finder
-            # stays until the loader has run)
-            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _QuietLoader(spec.loader)
-            return spec
-        return None
-
-
-def _remove_finder() -> None:
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _TensorFlowFirst)]
-
-
-def import_tensorflow_before_keras() -> None:
-    """Make the first ``import keras`` of the process import TensorFlow first, and keep
-    TensorFlow's import quiet.
-
-    ``mlflow.autolog()`` (kedro-mlflow calls it, with ``disable=True``, on every run and API
-    start) registers a hook that runs when ``tensorflow`` finishes importing and imports Keras.
-    Imported the other way round (the project imports ``keras``, whose TensorFlow backend imports
-    ``tensorflow`` half-way through), the hook runs inside Keras' own import and fails with
-    "cannot import name 'cast' from partially initialized module 'keras.src.backend'". With
-    TensorFlow first, the hook finds both modules whole. Nothing is imported until Keras or
-    TensorFlow is (runs that train no network never load TensorFlow); a no-op under another
-    Keras backend, or once TensorFlow is imported.
+    ``mlflow.autolog()`` (kedro-mlflow calls it, with ``disable=True``, on every run) registers a
+    hook that runs when ``tensorflow`` finishes importing and imports Keras. When the project's
+    first ``import keras`` comes first instead (Keras' TensorFlow backend then imports
+    ``tensorflow`` half-way through Keras' own import), that hook runs inside Keras' import and
+    fails with "cannot import name 'cast' from partially initialized module 'keras.src.backend'"
+    on every run. Imported first, TensorFlow finishes, the hook imports Keras whole, and the
+    project's ``import keras`` finds it. Called by :class:`music_genre.hooks.ProjectHooks` before
+    a run that loads, trains or saves a Keras model only (runs without a network never pay for
+    TensorFlow). A no-op under another Keras backend or when TensorFlow is already imported.
     """
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
         return
-    if not any(isinstance(f, _TensorFlowFirst) for f in sys.meta_path):
-        sys.meta_path.insert(0, _TensorFlowFirst())
+    try:
+        with _native_stderr_without(TENSORFLOW_IMPORT_NOTICES):
+            import tensorflow  # noqa: F401
+    except ImportError:  # a Keras backend without TensorFlow: nothing to order
+        return
 
 
 # --------------------------------------------------------------------------- what is logged
