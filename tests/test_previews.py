@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from music_genre.classify_io import LatestCSVDataset
 from music_genre.datasets import (
     AudioFolderDataset,
+    LatestTableDataset,
     OptionalCSVDataset,
     SpectrogramDataset,
     SpectrogramSet,
@@ -85,7 +85,7 @@ def test_csv_previews(tmp_path):
     assert counts.set_index("genre").loc["blues", "train"] == 2
     assert OptionalCSVDataset(filepath=str(tmp_path / "absent.csv")).preview()["data"] == []
 
-    latest = LatestCSVDataset(filepath=str(tmp_path / "results.csv"))
+    latest = LatestTableDataset(filepath=str(tmp_path / "results.csv"))
     assert latest.preview()["data"] == []
     for version, n in (("2026-01-01T00.00.00.000Z", 3), ("2026-01-02T00.00.00.000Z", 5)):
         (tmp_path / "results.csv" / version).mkdir(parents=True)

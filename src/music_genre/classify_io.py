@@ -1,5 +1,5 @@
 """What the ``classify`` pipeline reads besides audio: the trained models, loaded on demand through
-the project's catalog, and its own previous result table (to resume).
+the project's catalog.
 
 :func:`load_model` turns ``<name>.model`` + ``<name>.metrics`` (+ ``musicnn_network`` for
 ``transfer``) into the :class:`music_genre.inference.LoadedModel` the prediction service builds
@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
-from kedro_datasets._typing import TablePreview
 
 from music_genre import inference
 
@@ -116,43 +114,4 @@ class TrainedModels:
                               f"`kedro run --pipeline {name}`") from None
 
 
-class LatestCSVDataset(AbstractDataset[None, pd.DataFrame]):
-    """Read-only: the latest version of a *versioned* CSV another entry writes (a pipeline's own
-    previous output); an empty table when no version exists yet."""
-
-    def __init__(self, *, filepath: str, load_args: dict[str, Any] | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
-        self._load_args = dict(load_args or {})
-        self.metadata = metadata
-
-    def _latest(self) -> Path | None:
-        # versioned layout: <filepath>/<version>/<filename>; versions sort by time
-        if not self._filepath.is_dir():
-            return None
-        candidates = sorted(p / self._filepath.name for p in self._filepath.iterdir()
-                            if (p / self._filepath.name).is_file())
-        return candidates[-1] if candidates else None
-
-    def load(self) -> pd.DataFrame:
-        latest = self._latest()
-        if latest is None:
-            return pd.DataFrame()
-        try:
-            return pd.read_csv(latest, **self._load_args)
-        except Exception as exc:
-            raise DatasetError(f"{latest}: cannot read this CSV ({exc}); delete that version "
-                               "folder to start afresh") from exc
-
-    def save(self, data: None) -> None:
-        raise DatasetError("LatestCSVDataset is read-only: the versioned entry writes the file")
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "reads": "latest version"}
-
-    def preview(self, nrows: int = 10) -> TablePreview:
-        """kedro-viz: the first ``nrows`` rows of the latest version."""
-        return TablePreview(self.load().head(nrows).to_dict(orient="split"))
-
-
-__all__ = ["LatestCSVDataset", "TrainedModels", "load_model", "trained_version"]
+__all__ = ["TrainedModels", "load_model", "trained_version"]

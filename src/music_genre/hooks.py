@@ -38,10 +38,11 @@ class ProjectHooks:
         self._catalog = None
         self._metrics: dict[str, dict] = {}  # <model>.metrics saved by this run
         self._saved: dict[str, str] = {}  # dataset name -> path written by this run
+        self._selection: dict | None = None  # model_selection written by this run
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:  # noqa: ARG002
-        self._metrics, self._saved = {}, {}
+        self._metrics, self._saved, self._selection = {}, {}, None
         if _uses_keras(pipeline, catalog):
             # before any `import keras`: MLflow's autolog import hook needs this order
             import_tensorflow_first()
@@ -86,7 +87,7 @@ class ProjectHooks:
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:  # noqa: ARG002
         """One closing summary: the models this run evaluated, with both figures the comparison
         ranks by, and where the comparison report is."""
-        for line in run_summary(self._metrics, self._saved):
+        for line in run_summary(self._metrics, self._saved, self._selection):
             logger.info(line)
 
     @hook_impl
@@ -107,15 +108,36 @@ class ProjectHooks:
             self._saved[dataset_name] = str(path)
         if dataset_name.endswith(".metrics") and isinstance(data, dict) and "accuracy" in data:
             self._metrics[dataset_name.rsplit(".", 1)[0]] = data
+        if dataset_name == "model_selection" and isinstance(data, dict):
+            self._selection = data
 
 
-def run_summary(metrics: dict[str, dict], saved: dict[str, str]) -> list[str]:
-    """The closing lines of a run: test accuracy and macro F1 of each model it evaluated (best
-    first, as in the comparison report) and the report's path; nothing for runs that did neither.
-    """
+def _pct(figure: dict | None) -> str:
+    if not figure:
+        return "–"
+    lo, hi = figure.get("ci95") or (None, None)
+    interval = f" [{100 * lo:.0f}, {100 * hi:.0f}]" if lo is not None else ""
+    return f"{100 * float(figure['accuracy']):.1f} %{interval}"
+
+
+def run_summary(metrics: dict[str, dict], saved: dict[str, str],
+                selection: dict | None = None) -> list[str]:
+    """The closing lines of a run: the models it evaluated, each with the figures the ranking uses
+    (``model_selection``: grouped CV, other artists, test split, 95 % intervals) or, without a
+    ranking, test accuracy and macro F1; then where the reports are. Nothing for runs that
+    evaluated no model and wrote no report."""
     lines = []
-    ranked = sorted(metrics.items(), key=lambda kv: -float(kv[1].get("accuracy") or 0.0))
-    if ranked:
+    ranking = [r for r in (selection or {}).get("ranking", [])
+               if not metrics or r["model"] in metrics]
+    if ranking:
+        lines.append(f"Run summary: {len(ranking)} model(s), in the ranking's order (accuracy: "
+                     "grouped CV | other artists | test split, 95 % intervals):")
+        for row in ranking:
+            mark = "  <- default" if row["model"] == selection.get("default") else ""
+            lines.append(f"  {row['model']:<12} {_pct(row.get('grouped'))} | "
+                         f"{_pct(row.get('holdout'))} | {_pct(row.get('split'))}{mark}")
+    elif metrics:
+        ranked = sorted(metrics.items(), key=lambda kv: -float(kv[1].get("accuracy") or 0.0))
         n_test = max(int(m.get("n_test") or 0) for _, m in ranked)
         lines.append(f"Run summary: {len(ranked)} model(s) evaluated on the test split "
                      f"({n_test} tracks); accuracy / macro F1:")
@@ -124,6 +146,7 @@ def run_summary(metrics: dict[str, dict], saved: dict[str, str]) -> list[str]:
             lines.append(f"  {name:<12} {100 * float(m['accuracy']):6.2f} % / "
                          + (f"{float(f1):.3f}" if f1 is not None else "n/a"))
     for key, label in (("comparison_markdown", "Comparison report"),
+                       ("model_selection_markdown", "Model ranking"),
                        ("comparison_chart", "Comparison chart"),
                        ("classify.results", "Classification table")):
         if key in saved:
