@@ -55,6 +55,14 @@ class LoadedModel:
     # inference itself is a small part of a request (the analysis runs outside the lock).
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # to worker processes (the classify pipeline): everything but the lock, which each
+        # process makes its own
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, lock=threading.Lock())
+
     @property
     def accuracy(self) -> float | None:
         value = self.metrics.get("accuracy")
@@ -343,16 +351,23 @@ def display_spectrogram(mel_db: np.ndarray, time_pool: int = 4) -> np.ndarray:
     return np.round(pooled * 255).astype(np.uint8)
 
 
-def choose_default_model(accuracies: Mapping[str, float | None],
-                         preferred: str | None = None) -> str | None:
-    """The model used when none is named: ``preferred`` when given, else the one with the best
-    test accuracy (a model without metrics ranks last); None when ``accuracies`` is empty.
+def choose_default_model(available: Sequence[str], selection: Mapping[str, Any] | None = None,
+                         accuracies: Mapping[str, float | None] | None = None,
+                         preferred: str | None = None) -> tuple[str | None, str]:
+    """The model used when none is named, among the ``available`` ones, and what chose it:
+    ``preferred`` (a setting) when given; else the first available model of the ranking
+    (``selection``: the ``model_selection`` output, by grouped CV, then other artists, then the
+    test split); else the best test-split accuracy (``accuracies``; a model without ranks last).
 
-    The one place this choice is made: the ``classify`` pipeline and CLI call it, and so should
-    the service's default (``api.default_model: null``).
+    The rule of the service's ``Service.default_choice``, as one function of plain data: the
+    ``classify`` pipeline and CLI call it (the service can, too).
     """
     if preferred:
-        return preferred
-    ranked = sorted(accuracies, key=lambda n: -(accuracies[n] if accuracies[n] is not None
-                                                else -1.0))
-    return ranked[0] if ranked else None
+        return preferred, "setting"
+    for row in (selection or {}).get("ranking", []):
+        if row["model"] in available:
+            figure = next((f for f in ("grouped", "holdout", "split") if row.get(f)), "split")
+            return row["model"], f"model_selection ({figure} figure)"
+    accuracies = accuracies or {}
+    ranked = sorted(available, key=lambda n: -(accuracies.get(n) or -1.0))
+    return (ranked[0] if ranked else None), "test-split accuracy (no model_selection)"

@@ -196,7 +196,12 @@ def test_find_audio_files_names_a_missing_input(tmp_path):
         nodes.find_audio_files({"input": None})
 
 
-def test_default_model_is_the_best_by_accuracy():
-    assert inference.choose_default_model({"rf": 0.6, "cnn": 0.8, "mlp": None}) == "cnn"
-    assert inference.choose_default_model({"rf": 0.6, "cnn": 0.8}, preferred="rf") == "rf"
-    assert inference.choose_default_model({}) is None
+def test_default_model_follows_the_ranking_then_accuracy():
+    ranking = {"ranking": [{"model": "cnn", "grouped": None, "split": {"accuracy": 0.5}},
+                           {"model": "rf", "grouped": None, "split": {"accuracy": 0.9}}]}
+    assert inference.choose_default_model(["rf", "cnn"], ranking)[0] == "cnn"
+    assert inference.choose_default_model(["rf"], ranking)[0] == "rf"  # cnn not trained here
+    assert inference.choose_default_model(["rf", "cnn"], None, {"rf": 0.6, "cnn": 0.8}) == \
+        ("cnn", "test-split accuracy (no model_selection)")
+    assert inference.choose_default_model(["rf", "cnn"], ranking, preferred="rf")[0] == "rf"
+    assert inference.choose_default_model([]) == (None, "test-split accuracy (no model_selection)")

@@ -89,11 +89,9 @@ def _log_walk_error(exc: OSError) -> None:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(loaded: inference.LoadedModel | tuple, extraction: dict[str, Any],
+def _init_worker(loaded: inference.LoadedModel, extraction: dict[str, Any],
                  genres: list[str], max_bytes: int) -> None:
     inference.pin_blas_threads()
-    if isinstance(loaded, tuple):  # from _portable
-        loaded = inference.LoadedModel(*loaded)
     _WORKER.update(loaded=loaded, params=audio.ExtractionParams.from_dict(extraction),
                    genres=list(genres), max_bytes=max_bytes)
 
@@ -142,7 +140,7 @@ def _run_all(paths: Sequence[str], loaded: inference.LoadedModel, extraction: di
         with cf.ProcessPoolExecutor(
                 max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(_portable(loaded), extraction, genres, max_bytes)) as pool:
+                initargs=(loaded, extraction, genres, max_bytes)) as pool:
             futures = {pool.submit(_classify_one, p): i for i, p in enumerate(paths)}
             for future in cf.as_completed(futures):
                 rows[futures[future]] = future.result()
@@ -150,12 +148,6 @@ def _run_all(paths: Sequence[str], loaded: inference.LoadedModel, extraction: di
         return rows
     finally:
         bar.close()
-
-
-def _portable(loaded: inference.LoadedModel) -> tuple:
-    """Its fields without the lock (locks do not pickle; each worker makes its own)."""
-    return (loaded.name, loaded.model, loaded.version, loaded.metrics, loaded.metrics_version,
-            loaded.extras)
 
 
 def _n_jobs(classify: Mapping[str, Any], n_todo: int) -> int:
