@@ -205,6 +205,7 @@ def plot_summary(results: pd.DataFrame, genres: list[str]):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     ok = results[results["status"] == "ok"]
     n_bad = int((results["status"] != "ok").sum())
@@ -218,13 +219,15 @@ def plot_summary(results: pd.DataFrame, genres: list[str]):
     left.margins(x=0.12)
     right.hist(ok["probability"].astype(float), bins=np.linspace(0, 1, 21), color="tab:green",
                edgecolor="white")
-    right.axvline(1 / len(genres), color="grey", linestyle="--",
-                  label=f"chance (1/{len(genres)})")
+    right.axvline(1 / len(genres), color="grey", linestyle="--")
+    # labelled above the axes, where no bar can be
+    right.text(1 / len(genres), 1.01, f"chance (1/{len(genres)})", color="grey", fontsize=8,
+               ha="center", va="bottom", transform=right.get_xaxis_transform())
     right.set_xlim(0, 1)
     right.set_xlabel("probability of the predicted genre")
     right.set_ylabel("files")
-    right.set_title("Confidence")
-    right.legend(loc="upper left", frameon=False)
+    right.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    right.set_title("Confidence", pad=14)
     fig.suptitle(f"{len(ok)} files classified with '{model}'"
                  + (f", {n_bad} unreadable (listed in the table)" if n_bad else ""))
     return fig
