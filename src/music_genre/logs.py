@@ -17,7 +17,6 @@ point existed). It is idempotent.
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"

@@ -10,8 +10,8 @@ import pandas as pd
 
 from music_genre import evaluation, selection
 from music_genre.pipelines.training.nodes import (
-    _confusion_figure,
     _confidence_figure,
+    _confusion_figure,
     classification_metrics,
 )
 
