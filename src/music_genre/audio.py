@@ -145,6 +145,24 @@ def _declared_frames(path: Path, info: sf._SoundFileInfo) -> int | None:
     return None
 
 
+def _audioread_decode(source) -> tuple[np.ndarray, int]:
+    """(frames, channels) float32 and rate, decoded by audioread (ffmpeg, GStreamer, ...): the
+    fallback ``librosa.load`` uses for what libsndfile cannot read, called directly so that
+    soundfile is not tried a second time (librosa's "PySoundFile failed" warning) and librosa's
+    deprecated ``__audioread_load`` is not used. audioread reads paths only."""
+    import audioread
+
+    if not isinstance(source, (str, os.PathLike)):
+        raise AudioError("audioread decodes files, not in-memory data")
+    with audioread.audio_open(str(source)) as f:
+        sr, channels = int(f.samplerate), int(f.channels)
+        pcm = b"".join(f)  # 16-bit little-endian, interleaved
+    data = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0  # librosa's buf_to_float
+    if data.size == 0:
+        raise AudioError(f"{source}: audioread decoded no samples")
+    return data.reshape(-1, channels), sr
+
+
 def probe(path: str | os.PathLike) -> AudioInfo:
     """Read a file's header and check it can be a track; raises :class:`AudioError` otherwise."""
     path = Path(path)
@@ -158,13 +176,12 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile cannot read it: try the audioread/ffmpeg backend
         try:
-            y, sr = librosa.load(str(path), sr=None, mono=False)
+            data, sr = _audioread_decode(path)
         except Exception:
             raise AudioError(
                 f"{path}: not a decodable audio file ({exc}); re-download it or remove it"
             ) from None
-        channels = 1 if y.ndim == 1 else y.shape[0]
-        frames = y.shape[-1]
+        channels, frames = data.shape[1], data.shape[0]
         return AudioInfo(path.suffix.lstrip(".").upper(), int(sr), channels, frames / sr, frames)
     if info.frames == 0:
         raise AudioError(f"{path}: audio header but no samples; re-download or remove it")
@@ -195,10 +212,9 @@ def load_audio(
         y = np.ascontiguousarray(y, dtype=np.float32)
     except Exception as exc:
         # libsndfile lacks some codecs (older MP3 builds, AAC...): fall back to audioread/ffmpeg
-        if hasattr(source, "seek"):
-            source.seek(0)
         try:
-            y, native_sr = librosa.load(source, sr=None, mono=True)
+            data, native_sr = _audioread_decode(source)
+            y = np.ascontiguousarray(data.mean(axis=1), dtype=np.float32)
         except Exception:
             raise AudioError(
                 f"{label}: cannot decode audio ({decoder_message(exc)}). Supported: WAV, AU, "

@@ -6,6 +6,7 @@ objects (tables, mappings, memory-mapped arrays).
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset, AbstractVersionedDataset, DatasetError
 from kedro.io.core import Version
+from kedro_datasets._typing import HTMLPreview, ImagePreview, TablePreview
 
 from music_genre.audio import AUDIO_SUFFIXES
 
@@ -102,6 +104,32 @@ class AudioFolderDataset(AbstractDataset[None, pd.DataFrame]):
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._root), "synthetic": self._synthetic is not None}
 
+    def preview(self, n_clips: int = 4, seconds: float = 5.0) -> HTMLPreview:
+        """kedro-viz: tracks per genre and an audio player for the first seconds of one track of
+        each of the first ``n_clips`` genres (small OGG clips inline). Never decodes more, and
+        never generates the demo collection."""
+        files = self._find_files()
+        if not files:
+            return HTMLPreview(f"<p>No audio under <code>{html.escape(str(self._root))}</code> "
+                               "yet (the demo generates it on the first run).</p>")
+        genres = pd.Series([p.parent.name for p in files]).value_counts().sort_index()
+        rows = "".join(f"<tr><td>{html.escape(g)}</td><td>{n}</td></tr>"
+                       for g, n in genres.items())
+        players = []
+        for genre in genres.index:
+            if len(players) >= n_clips:
+                break
+            for path in (p for p in files if p.parent.name == genre):
+                clip = _audio_clip_html(path, seconds)
+                if clip:
+                    players.append(clip)
+                    break
+        return HTMLPreview(
+            f"<p>{len(files)} files in {len(genres)} genres under "
+            f"<code>{html.escape(str(self._root))}</code></p>"
+            f"<table><tr><th>genre</th><th>files</th></tr>{rows}</table>"
+            f"<p>First {seconds:g} s of one track per genre:</p>" + "".join(players))
+
 
 class TrackCache(Mapping):
     """Read-only mapping ``cache key -> {features, mel, ...}`` over a folder of ``.npz`` files."""
@@ -170,6 +198,22 @@ class TrackCacheDataset(AbstractDataset[Mapping[str, Mapping[str, Any]], TrackCa
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._root)}
+
+    def preview(self, nrows: int = 10) -> TablePreview:
+        """kedro-viz: how many entries, and the first ``nrows`` (status, reason, what is stored),
+        read one ``.npz`` at a time."""
+        entries = sorted(self._root.glob("*.npz")) if self._root.is_dir() else []
+        rows = []
+        for path in entries[:nrows]:
+            with np.load(path, allow_pickle=False) as npz:
+                row = {"key": path.stem[:12], "of": len(entries)}
+                row["status"] = str(npz["status"]) if "status" in npz.files else ""
+                row["reason"] = str(npz["reason"])[:80] if "reason" in npz.files else ""
+                row["stored"] = ", ".join(f"{k} {tuple(npz[k].shape)}" for k in npz.files
+                                          if k not in ("status", "reason"))
+            rows.append(row)
+        table = pd.DataFrame(rows, columns=["key", "of", "status", "reason", "stored"])
+        return TablePreview(table.to_dict(orient="split"))
 
 
 @dataclass
@@ -251,6 +295,16 @@ class SpectrogramDataset(AbstractVersionedDataset[SpectrogramSet, SpectrogramSet
         return {"filepath": str(self._filepath), "dtype": str(self._dtype),
                 "version": self._version}
 
+    def preview(self, n: int = 4) -> ImagePreview:
+        """kedro-viz: ``n`` spectrograms spread over the set (memory-mapped: only those are
+        read), as one PNG."""
+        spectrograms = self.load()
+        picks = np.unique(np.linspace(0, len(spectrograms) - 1, min(n, len(spectrograms)))
+                          .round().astype(int)) if len(spectrograms) else []
+        return ImagePreview(_spectrogram_png([spectrograms.track_ids[i] for i in picks],
+                                             [np.asarray(spectrograms.data[i], np.float32)
+                                              for i in picks]))
+
 
 class OptionalCSVDataset(AbstractDataset[None, pd.DataFrame]):
     """A CSV a user may provide (e.g. a predefined split); an empty table when it is absent."""
@@ -273,6 +327,17 @@ class OptionalCSVDataset(AbstractDataset[None, pd.DataFrame]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
 
+    def preview(self, nrows: int = 10) -> TablePreview:
+        """kedro-viz: for a split table (a ``split`` column), the tracks per split (and per genre
+        when there is a ``genre`` column); otherwise the first ``nrows`` rows. Empty when the
+        file is absent (the table is optional)."""
+        table = self.load()
+        if "split" in table.columns:
+            by = ["genre", "split"] if "genre" in table.columns else ["split"]
+            counts = table.groupby(by).size()
+            table = (counts.unstack("split", fill_value=0) if len(by) == 2
+                     else counts.to_frame("tracks")).reset_index()
+        return TablePreview(table.head(nrows).to_dict(orient="split"))
 
 
 class LatestTableDataset(AbstractDataset[None, pd.DataFrame]):
@@ -306,3 +371,54 @@ class LatestTableDataset(AbstractDataset[None, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "version": "latest"}
+
+    def preview(self, nrows: int = 10) -> TablePreview:
+        """kedro-viz: the first ``nrows`` rows of the newest version (empty before the first)."""
+        return TablePreview(self.load().head(nrows).to_dict(orient="split"))
+
+
+def _audio_clip_html(path: Path, seconds: float) -> str | None:
+    """An ``<audio>`` player with the first ``seconds`` of ``path`` as inline OGG, or None when
+    the file does not decode."""
+    import base64
+    import io
+
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            y = f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True)
+            rate = f.samplerate
+        buffer = io.BytesIO()
+        sf.write(buffer, y.mean(axis=1), rate, format="OGG", subtype="VORBIS")
+    except Exception:
+        return None
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f"<div><p>{html.escape(path.parent.name)}: {html.escape(path.name)}</p>"
+            f'<audio controls preload="none" src="data:audio/ogg;base64,{data}"></audio></div>')
+
+
+def _spectrogram_png(titles: list[str], spectrograms: list[np.ndarray]) -> str:
+    """Base64 PNG of spectrograms side by side (low frequencies at the bottom)."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(len(spectrograms), 1)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
+    for ax, title, mel in zip(axes[0], titles, spectrograms):
+        ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
+        ax.set_title(str(title), fontsize=9)
+        ax.set_xlabel("frame")
+    axes[0][0].set_ylabel("mel band")
+    if not spectrograms:
+        axes[0][0].text(0.5, 0.5, "empty set", ha="center", va="center")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

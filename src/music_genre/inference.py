@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,14 @@ class LoadedModel:
     # Keras models and sklearn estimators are not documented as safe for concurrent calls;
     # inference itself is a small part of a request (the analysis runs outside the lock).
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # to worker processes (the classify pipeline): everything but the lock, which each
+        # process makes its own
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, lock=threading.Lock())
 
     @property
     def accuracy(self) -> float | None:
@@ -450,3 +458,25 @@ def display_spectrogram(mel_db: np.ndarray, time_pool: int = 4) -> np.ndarray:
     frames = norm.shape[1] - norm.shape[1] % time_pool
     pooled = norm[:, :frames].reshape(norm.shape[0], -1, time_pool).mean(axis=2)
     return np.round(pooled * 255).astype(np.uint8)
+
+
+def choose_default_model(available: Sequence[str], selection: Mapping[str, Any] | None = None,
+                         accuracies: Mapping[str, float | None] | None = None,
+                         preferred: str | None = None) -> tuple[str | None, str]:
+    """The model used when none is named, among the ``available`` ones, and what chose it:
+    ``preferred`` (a setting) when given; else the first available model of the ranking
+    (``selection``: the ``model_selection`` output, by grouped CV, then other artists, then the
+    test split); else the best test-split accuracy (``accuracies``; a model without ranks last).
+
+    The rule of the service's ``Service.default_choice``, as one function of plain data: the
+    ``classify`` pipeline and CLI call it (the service can, too).
+    """
+    if preferred:
+        return preferred, "setting"
+    for row in (selection or {}).get("ranking", []):
+        if row["model"] in available:
+            figure = next((f for f in ("grouped", "holdout", "split") if row.get(f)), "split")
+            return row["model"], f"model_selection ({figure} figure)"
+    accuracies = accuracies or {}
+    ranked = sorted(available, key=lambda n: -(accuracies.get(n) or -1.0))
+    return (ranked[0] if ranked else None), "test-split accuracy (no model_selection)"

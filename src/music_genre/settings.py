@@ -6,10 +6,13 @@ import warnings
 # Telemetry is off unless a user opts in explicitly.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+from music_genre import logs  # noqa: E402
+
+logs.setup()  # whole log lines when redirected; known third-party warnings (also a kedro.init hook)
+
 # Deprecation notices from third-party packages that a user can do nothing about.
 warnings.filterwarnings("ignore", message=".*register_new_resolver.*")
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
-warnings.filterwarnings("ignore", message=".*'--pipeline' is deprecated.*")
 warnings.filterwarnings("ignore", message=".*dataset names contain '.' characters.*")
 
 from kedro.config import OmegaConfigLoader  # noqa: E402

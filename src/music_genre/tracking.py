@@ -16,9 +16,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import sys
+import tempfile
 from numbers import Number
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,66 @@ logger = logging.getLogger(__name__)
 # predictions, plots, reports); features and caches are not.
 ARTIFACT_LAYERS = {"model_input", "models", "model_output", "reporting"}
 CLEARML_ENV = "MUSIC_GENRE_CLEARML"
+
+
+# --------------------------------------------------------------------------- import order
+#: TensorFlow's C++ start-up notices, written to file descriptor 2 while it is imported, before
+#: absl logging is initialised (so TF_CPP_MIN_LOG_LEVEL cannot silence them): the oneDNN notice
+#: (printed whenever oneDNN is on, TensorFlow's x86 default) and absl's remark that such early
+#: messages go to stderr. Anything else TensorFlow writes while importing is passed on.
+TENSORFLOW_IMPORT_NOTICES = ("All log messages before absl::InitializeLog() is called",
+                             "oneDNN custom operations are on")
+
+
+@contextlib.contextmanager
+def _native_stderr_without(notices: tuple[str, ...]):
+    """Capture file descriptor 2 (C/C++ writes as well as Python's) while the block runs, then
+    write back every line that is not one of ``notices``."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True)
+                    if not any(n.encode() in line for n in notices)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+def import_tensorflow_first() -> None:
+    """Import TensorFlow now, at top level, before anything imports Keras, and without its C++
+    start-up notices.
+
+    ``mlflow.autolog()`` (kedro-mlflow calls it, with ``disable=True``, on every run) registers a
+    hook that runs when ``tensorflow`` finishes importing and imports Keras. When the project's
+    first ``import keras`` comes first instead (Keras' TensorFlow backend then imports
+    ``tensorflow`` half-way through Keras' own import), that hook runs inside Keras' import and
+    fails with "cannot import name 'cast' from partially initialized module 'keras.src.backend'"
+    on every run. Imported first, TensorFlow finishes, the hook imports Keras whole, and the
+    project's ``import keras`` finds it. Called by :class:`music_genre.hooks.ProjectHooks` before
+    a run that loads, trains or saves a Keras model only (runs without a network never pay for
+    TensorFlow). A no-op under another Keras backend or when TensorFlow is already imported.
+    """
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
+        return
+    try:
+        with _native_stderr_without(TENSORFLOW_IMPORT_NOTICES):
+            import tensorflow  # noqa: F401
+    except ImportError:  # a Keras backend without TensorFlow: nothing to order
+        return
 
 
 # --------------------------------------------------------------------------- what is logged

@@ -10,8 +10,8 @@ import pandas as pd
 
 from music_genre import evaluation, selection
 from music_genre.pipelines.training.nodes import (
+    _confidence_figure,
     _confusion_figure,
-    _curves_figure,
     classification_metrics,
 )
 
@@ -84,7 +84,9 @@ def evaluate_ensemble(params: dict[str, Any], genres: list[str], oof: pd.DataFra
     cm = _confusion_figure(np.array(metrics["confusion_matrix"]), genres,
                            f"ensemble ({' + '.join(members)}): accuracy {metrics['accuracy']:.1%}"
                            f" ({len(y)} test tracks)")
+    confidence = _confidence_figure(proba, y, f"ensemble ({' + '.join(members)}): the members' "
+                                    "probabilities averaged (no training of its own)")
     bundle = {"kind": "ensemble", "members": {m: weights[m] for m in members},
               "weights_from": weights_from, "genres": list(genres),
               "member_split_accuracy": metrics["member_accuracy"]}
-    return bundle, metrics, per_genre, avg, cm, _curves_figure({}, "ensemble: no training curves")
+    return bundle, metrics, per_genre, avg, cm, confidence

@@ -53,29 +53,32 @@ def compare_models(selection: dict[str, Any],
               "95 % Wilson intervals.")
     markdown = "\n".join(md) + "\n"
 
-    fig_bar, ax = plt.subplots(figsize=(8, 4))
+    fig_bar, ax = plt.subplots(figsize=(9, 4.5))
     x = np.arange(len(table))
-    ax.bar(x - 0.2, table["accuracy"], 0.4, label="accuracy")
-    ax.bar(x + 0.2, table["f1_macro"], 0.4, label="macro F1")
+    for offset, column, label in ((-0.2, "accuracy", "accuracy"), (0.2, "f1_macro", "macro F1")):
+        bars = ax.bar(x + offset, table[column], 0.4, label=label)
+        ax.bar_label(bars, fmt="%.2f", padding=2, fontsize=7)
     ax.set_xticks(x, table["model"])
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("score on the test split (0-1)")
     ax.axhline(0.1, color="grey", ls=":", label="chance (10 classes)")
-    ax.legend()
-    ax.set_title(f"Test-set comparison ({n_test} tracks)")
+    # legend beside the axes: inside, it covered whichever bars reached the top corner
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title(f"Test-split scores ({n_test} tracks), models in the ranking's order")
     fig_bar.tight_layout()
 
     genres = list(metrics[0]["per_genre"]) if metrics else []
     f1 = pd.DataFrame({m["model"]: [m["per_genre"][g]["f1"] for g in genres] for m in metrics},
                       index=genres)
-    fig_genre, ax = plt.subplots(figsize=(10, 4))
+    fig_genre, ax = plt.subplots(figsize=(11, 4.5))
     width = 0.8 / max(len(f1.columns), 1)
     for i, model in enumerate(f1.columns):
         ax.bar(np.arange(len(genres)) + i * width - 0.4 + width / 2, f1[model], width,
                label=model)
     ax.set_xticks(range(len(genres)), genres, rotation=30)
-    ax.set_ylabel("F1")
-    ax.set_ylim(0, 1)
-    ax.legend()
+    ax.set_ylabel("F1 on the test split")
+    ax.set_ylim(0, 1.05)
+    ax.legend(title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title("Per-genre F1 by model")
     fig_genre.tight_layout()
     return table, markdown, fig_bar, fig_genre

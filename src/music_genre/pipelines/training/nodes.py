@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import (  # noqa: E402
@@ -187,9 +188,51 @@ def _curves_figure(history: dict[str, list[float]], title: str):
         if ax.get_lines():
             ax.legend()
         ax.grid(alpha=0.3)
-    if not history:
-        for ax in axes:
-            ax.text(0.5, 0.5, "not trained by epochs", ha="center", va="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _confidence_figure(proba: np.ndarray, y_test: np.ndarray, title: str):
+    """For a model fitted in one go (no epochs to plot): how sure it is on the test split.
+
+    Left, the probability of the predicted genre for correct and wrong predictions (a useful
+    model is sure when right and unsure when wrong); right, calibration (the accuracy of the
+    predictions in each confidence bin against the confidence itself: on the diagonal, a
+    probability of 0.8 is right 80 % of the time), with the number of tracks per bin.
+    """
+    top = proba.max(axis=1)
+    right = proba.argmax(axis=1) == y_test
+    fig, (left, cal) = plt.subplots(1, 2, figsize=(10, 4))
+    bins = np.linspace(0, 1, 11)
+    left.hist([top[right], top[~right]], bins=bins, stacked=True,
+              color=["tab:green", "tab:red"],
+              label=[f"correct ({right.sum()})", f"wrong ({(~right).sum()})"])
+    left.set_xlabel("probability of the predicted genre")
+    left.set_ylabel("test tracks")
+    left.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    left.set_xlim(0, 1)
+    left.legend(loc="upper left", frameon=False)
+    left.set_title("Confidence on the test split")
+    which = np.clip(np.digitize(top, bins) - 1, 0, len(bins) - 2)
+    centres, accuracy, counts = [], [], []
+    for b in range(len(bins) - 1):
+        inside = which == b
+        if inside.any():
+            centres.append(top[inside].mean())
+            accuracy.append(right[inside].mean())
+            counts.append(int(inside.sum()))
+    cal.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    cal.plot(centres, accuracy, "o-", color="tab:blue", label="this model")
+    for x, y, n in zip(centres, accuracy, counts):
+        cal.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, 6), ha="center",
+                     fontsize=8)
+    cal.set_xlim(0, 1)
+    cal.set_ylim(-0.05, 1.25)
+    cal.set_xlabel("mean probability of the predicted genre (bin)")
+    cal.set_ylabel("accuracy in the bin")
+    cal.legend(loc="upper left", frameon=False)
+    cal.set_title("Calibration (numbers: tracks per bin)")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -225,7 +268,10 @@ def test_reports(name: str, kind: str, proba: np.ndarray, y_test: np.ndarray,
     cm_fig = _confusion_figure(np.array(metrics["confusion_matrix"]), genres,
                                f"{name}: accuracy {metrics['accuracy']:.1%} "
                                f"({len(y_test)} test tracks)")
-    curves_fig = _curves_figure(train_info.get("history", {}), f"{name}: training curves")
+    history = train_info.get("history") or {}
+    curves_fig = (_curves_figure(history, f"{name}: training curves") if history
+                  else _confidence_figure(proba, y_test,
+                                          f"{name}: fitted in one go (no epochs to plot)"))
     return metrics, per_genre, predictions, cm_fig, curves_fig
 
 

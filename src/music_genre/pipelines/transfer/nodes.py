@@ -20,7 +20,12 @@ from music_genre.audio import AudioError
 from music_genre.datasets import TrackCache
 from music_genre.transfer import weights
 from music_genre.transfer.embed import EmbedParams, load_16k
-from music_genre.transfer.musicnn import EMBEDDING_DIM, TAGS
+
+# The width of MusiCNN's embedding (music_genre.transfer.musicnn.EMBEDDING_DIM, checked when the
+# network is loaded). Not imported from there: that module imports Keras, and this one is imported
+# by every `kedro run` when the pipelines are registered (TensorFlow's import then cost every run
+# seconds and came before MLflow's autolog hook could find it whole: see tracking.py).
+EMBEDDING_DIM = 200
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +50,12 @@ def cache_key(path: str, musicnn: dict[str, Any]) -> str:
 
 def load_network(musicnn: dict[str, Any]):
     """The pretrained network named in ``params:musicnn`` (weights fetched on first use)."""
-    from music_genre.transfer.musicnn import load_musicnn
+    from music_genre.transfer import musicnn as net
 
-    return load_musicnn(
+    if net.EMBEDDING_DIM != EMBEDDING_DIM:  # the constant repeated above
+        raise RuntimeError(f"transfer nodes: EMBEDDING_DIM {EMBEDDING_DIM} != the network's "
+                           f"{net.EMBEDDING_DIM}")
+    return net.load_musicnn(
         musicnn.get("weights", "MSD_musicnn"),
         cache_dir=musicnn.get("cache_dir"),
         index_url=musicnn.get("index_url"),
@@ -100,6 +108,8 @@ def assemble_embeddings(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The embedding table (``track_id``, ``genre``, ``emb_000`` … ``emb_199``): the model input,
     and the mean tag table (``track_id``, ``genre``, one column per tag) for reports."""
+    from music_genre.transfer.musicnn import TAGS
+
     tag_names = TAGS[musicnn.get("weights", "MSD_musicnn")]
     genre_of = dict(zip(manifest["track_id"].astype(str), manifest["genre"].astype(str),
                         strict=False))  # fmt: skip
