@@ -34,14 +34,17 @@ def demo(tmp_path_factory, msd_prefix):
     return root, manifest, split, params
 
 
-def _catalog(root, manifest, split, params, transfer_overrides=None, out="out"):
+def _catalog(root, manifest, split, params, transfer_overrides=None, out="out",
+             musicnn_overrides=None):
     transfer = {**params["transfer"], **(transfer_overrides or {})}
+    musicnn = {**params["musicnn"], **(musicnn_overrides or {})}
     cache = str(root / "musicnn_cache")
     o = root / out
     return DataCatalog(datasets={
         # persisted like conf/base/catalog_transfer.yml, so the tests can read them back
-        "musicnn_keys": CSVDataset(filepath=str(root / "keys.csv")),
-        "musicnn_embeddings": ParquetDataset(filepath=str(root / "emb.parquet")),
+        "musicnn_keys": CSVDataset(filepath=str(o / "keys.csv")),
+        "musicnn_embeddings": ParquetDataset(filepath=str(o / "emb.parquet")),
+        "musicnn_features": ParquetDataset(filepath=str(o / "features.parquet")),
         "musicnn_tags": ParquetDataset(filepath=str(o / "tags.parquet")),
         "musicnn_network": TensorFlowModelDataset(filepath=str(o / "musicnn.keras")),
         "transfer.model": PickleDataset(filepath=str(o / "transfer.pkl"), backend="joblib"),
@@ -50,18 +53,26 @@ def _catalog(root, manifest, split, params, transfer_overrides=None, out="out"):
         "manifest": MemoryDataset(manifest), "split": MemoryDataset(split),
         "musicnn_cache_previous": TrackCacheDataset(path=cache),
         "musicnn_cache": TrackCacheDataset(path=cache),
-        "params:musicnn": MemoryDataset(params["musicnn"]),
+        "params:musicnn": MemoryDataset(musicnn),
         "params:execution": MemoryDataset({"progress": False}),
         "params:transfer": MemoryDataset(transfer),
         "params:genres": MemoryDataset(GENRES), "params:seed": MemoryDataset(42),
     })  # fmt: skip
 
 
-def test_pipeline_on_demo_data(demo):
+@pytest.fixture(scope="module")
+def trained(demo):
+    """The transfer pipeline run once on the demo collection with the conf's parameters."""
     root, manifest, split, params = demo
-    assert (manifest["status"] == "excluded").sum() == 1  # the demo's deliberately broken file
     catalog = _catalog(root, manifest, split, params)
     SequentialRunner().run(create_pipeline(), catalog)
+    return catalog
+
+
+def test_pipeline_on_demo_data(demo, trained):
+    root, manifest, split, params = demo
+    assert (manifest["status"] == "excluded").sum() == 1  # the demo's deliberately broken file
+    catalog = trained
 
     emb = catalog.load("musicnn_embeddings")
     assert emb.shape == (40, 2 + 200) and list(emb.columns[2:]) == EMBEDDING_COLUMNS
@@ -92,11 +103,10 @@ def test_pipeline_on_demo_data(demo):
     assert max(service.predict(path), key=service.predict(path).get) == row["predicted"]
 
 
-def test_second_run_is_incremental_and_offline(demo, tmp_path):
+def test_second_run_is_incremental_and_offline(demo, trained, tmp_path):
     root, manifest, split, params = demo
     cache = TrackCacheDataset(path=str(root / "musicnn_cache"))
-    if len(cache.load()) == 0:
-        pytest.skip("needs the cache written by test_pipeline_on_demo_data")
+    assert len(cache.load()) == 40
     # weights neither cached nor downloadable: a fully cached run must not need them
     offline = {**params["musicnn"], "cache_dir": str(tmp_path / "empty"),
                "index_url": "http://127.0.0.1:9/simple"}  # fmt: skip
@@ -112,28 +122,26 @@ def test_second_run_is_incremental_and_offline(demo, tmp_path):
     assert cache_key(p, params["musicnn"]) != cache_key(p, other)
 
 
-def test_mlp_head_through_the_template(demo):
+def test_mlp_head_through_the_template(demo, trained):
     from music_genre.pipelines.training import model_pipeline
 
     root, manifest, split, params = demo
-    if not (root / "emb.parquet").exists():
-        pytest.skip("needs the embeddings written by test_pipeline_on_demo_data")
     catalog = _catalog(root, manifest, split, params,
                        {"kind": "keras_mlp", "epochs": 30, "verbose": 0}, out="mlp")  # fmt: skip
-    SequentialRunner().run(model_pipeline("transfer", "musicnn_embeddings"), catalog)
+    catalog["musicnn_features"] = MemoryDataset(trained.load("musicnn_features"))
+    SequentialRunner().run(model_pipeline("transfer", "musicnn_features"), catalog)
     metrics = catalog.load("transfer.metrics")
     assert metrics["kind"] == "keras_mlp" and metrics["accuracy"] >= 0.5
 
 
-def test_finetune_pipeline(demo):
+def test_finetune_pipeline(demo, trained):
     from music_genre.keras_dataset import KerasModelDataset
     from music_genre.pipelines.transfer_finetune import create_pipeline as finetune_pipeline
     from music_genre.transfer.embed import musicnn_input
 
     root, manifest, split, params = demo
-    if not (root / "keys.csv").exists():
-        pytest.skip("needs the cache written by test_pipeline_on_demo_data")
     catalog = _catalog(root, manifest, split, params, out="ft")
+    catalog["musicnn_keys"] = MemoryDataset(trained.load("musicnn_keys"))
     catalog["params:transfer_finetune"] = MemoryDataset(
         {**params["transfer_finetune"], "epochs": 40, "batch_size": 16, "learning_rate": 1e-3})
     o = root / "ft"

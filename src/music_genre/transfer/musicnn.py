@@ -261,3 +261,16 @@ def load_musicnn(
         return load_checkpoint_weights(net, prefix, VGG_CHECKPOINT_MAP)
     net = build_musicnn(name=model.lower())
     return load_checkpoint_weights(net, prefix)
+
+
+def combined_network(networks: list[keras.Model], name: str = "musicnn_networks") -> keras.Model:
+    """Several pretrained networks behind one input: (B, T, 96) -> ``[tags_0, emb_0, tags_1,
+    emb_1, ...]``. One ``.keras`` artifact for the service; one network is returned as it is."""
+    if len(networks) == 1:
+        return networks[0]
+    x_in = keras.Input(shape=(None, N_MELS), name="logmel", dtype="float32")
+    outputs = []
+    for net in networks:
+        fixed = net.inputs[0].shape[1]
+        outputs += list(net(x_in if fixed is None else layers.Reshape((fixed, N_MELS))(x_in)))
+    return keras.Model(x_in, outputs, name=name)
