@@ -69,6 +69,19 @@ def log_mels(files: list[Path], tag: str) -> list[np.ndarray]:
 AUGMENTATIONS = ("pitch-2", "pitch+2")
 
 
+def loop_crops(spec: np.ndarray, rng: np.random.Generator, lo_s: float = 2.0, hi_s: float = 3.0,
+               patch: int = 187, frame_s: float = 256 / 16000) -> np.ndarray:
+    """The training track as the excerpts look: at each patch start a crop of 2-3 s (uniform),
+    looped up to a whole patch like a short clip (``embed.patches``), patches end to end."""
+    from music_genre.transfer.embed import EmbedParams, patches
+
+    out = []
+    for start in range(0, spec.shape[0] - patch + 1, patch):
+        n = int(round(rng.uniform(lo_s, hi_s) / frame_s))
+        out.append(patches(spec[start : start + min(n, patch)], EmbedParams())[0])
+    return np.concatenate(out)
+
+
 def augmented_mels(files: list[Path], aug: str) -> list[np.ndarray]:
     """Log-mels of the training tracks after ``aug`` (``pitch±n``: librosa pitch shift by n
     semitones, tempo kept), cached like :func:`log_mels`."""
@@ -76,6 +89,9 @@ def augmented_mels(files: list[Path], aug: str) -> list[np.ndarray]:
 
     from music_genre.transfer.embed import EmbedParams, load_16k, log_mel
 
+    if aug == "loopcrop":
+        rng = np.random.default_rng(0)
+        return [loop_crops(m, rng) for m in log_mels(files, "mini")]
     path = CACHE / f"mel_mini_{aug}.npz"
     if path.is_file():
         data = np.load(path)
@@ -117,6 +133,47 @@ def patch_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, 
     return out
 
 
+#: deeper layers, as more features: musicnn's pooled back-end input (max & mean over time of the
+#: 753 mid-end channels, 1506) and the vgg's 4th/3rd block, max & mean over time and frequency
+DEEP = {"MSD_musicnn": {"pool": "pool_flat"}, "MSD_vgg": {"p4": "vgg4_pool", "p3": "vgg3_pool"}}
+
+
+def deep_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, list[np.ndarray]]:
+    """Per file and deeper layer of :data:`DEEP`: (n_patches, d) features, cached."""
+    import keras
+
+    from music_genre.transfer.embed import EmbedParams, patches
+    from music_genre.transfer.musicnn import load_musicnn
+
+    layers_ = DEEP[net_name]
+    path = CACHE / f"{net_name}_deep_{tag}.npz"
+    if path.is_file():
+        data = np.load(path)
+        return {k: [data[f"{k}{i}"] for i in range(len(mels))] for k in layers_}
+    net = load_musicnn(net_name)
+    model = keras.Model(net.inputs, [net.get_layer(n).output for n in layers_.values()])
+    params = EmbedParams()
+    x = [patches(m, params) for m in mels]
+    counts = [len(p) for p in x]
+    X = np.concatenate(x)
+    outs = [[] for _ in layers_]
+    for start in range(0, len(X), 64):
+        res = model.predict_on_batch(X[start : start + 64])
+        res = res if isinstance(res, list | tuple) else [res]
+        for j, r in enumerate(res):
+            r = np.asarray(r)
+            if r.ndim == 4:  # (B, T, F, C): max and mean over time and frequency
+                r = np.concatenate([r.max(axis=(1, 2)), r.mean(axis=(1, 2))], axis=1)
+            outs[j].append(r.astype(np.float32))
+    bounds = np.cumsum([0, *counts])
+    out = {}
+    for j, k in enumerate(layers_):
+        full = np.concatenate(outs[j])
+        out[k] = [full[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    np.savez(path, **{f"{k}{i}": v for k in out for i, v in enumerate(out[k])})
+    return out
+
+
 @dataclass
 class Data:
     genres: list[str]
@@ -128,7 +185,8 @@ class Data:
     feats_aug: dict[str, dict[str, list[np.ndarray]]]  # augmentation -> like feats
 
 
-def load_data(mini: Path, excerpts: Path, nets=NETS, augment=()) -> Data:
+def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = False,
+              aug_nets=None) -> Data:
     files, ex_files = audio_files(mini), audio_files(excerpts)
     if not files or not ex_files:
         sys.exit(f"no audio under {mini} or {excerpts}")
@@ -139,12 +197,18 @@ def load_data(mini: Path, excerpts: Path, nets=NETS, augment=()) -> Data:
         a, b = patch_outputs(name, mels, "mini"), patch_outputs(name, mels_ex, "excerpts")
         for kind in ("tags", "emb"):
             feats[f"{short}.{kind}"], feats_ex[f"{short}.{kind}"] = a[kind], b[kind]
+        if deep and name in DEEP:
+            a, b = deep_outputs(name, mels, "mini"), deep_outputs(name, mels_ex, "excerpts")
+            for kind in a:
+                feats[f"{short}.{kind}"], feats_ex[f"{short}.{kind}"] = a[kind], b[kind]
         print(f"# {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     feats_aug = {}
     for aug in augment:
         mels_aug = augmented_mels(files, aug)
         feats_aug[aug] = {}
         for short, name in nets.items():
+            if aug_nets is not None and short not in aug_nets:
+                continue
             a = patch_outputs(name, mels_aug, f"mini_{aug}")
             for kind in ("tags", "emb"):
                 feats_aug[aug][f"{short}.{kind}"] = a[kind]
@@ -286,6 +350,18 @@ VARIANTS = {v.name: v for v in [
     Variant("msd|msdvgg.emb patch lr0.01 +prior2", "msd.emb|msdvgg.emb", "patch", "lr0.01", 2.0),
     Variant("msd+msdvgg.emb patch lr0.01 +prior", "msd.emb+msdvgg.emb", "patch", "lr0.01", 1.0),
     Variant("msd+msdvgg.emb patch lr0.01", "msd.emb+msdvgg.emb", "patch", "lr0.01"),
+    Variant("msd.pool patch lr0.1", "msd.pool", "patch", "lr0.1"),
+    Variant("msd.pool patch lr0.01", "msd.pool", "patch", "lr0.01"),
+    Variant("msdvgg.p4 patch lr0.1", "msdvgg.p4", "patch", "lr0.1"),
+    Variant("msdvgg.p3 patch lr0.1", "msdvgg.p3", "patch", "lr0.1"),
+    Variant("msd.pool+msdvgg.p4 patch lr0.01", "msd.pool+msdvgg.p4", "patch", "lr0.01"),
+    Variant("msd.pool+emb+msdvgg.emb+p4 patch lr0.01", "msd.pool+msd.emb+msdvgg.emb+msdvgg.p4",
+            "patch", "lr0.01"),
+    Variant("msd+msdvgg.emb patch lr0.1 +loopcrop", "msd.emb+msdvgg.emb", "patch", "lr0.1",
+            augment=("loopcrop",)),
+    Variant("msd+msdvgg.emb patch lr0.01 +prior +loopcrop", "msd.emb+msdvgg.emb", "patch",
+            "lr0.01", 1.0, ("loopcrop",)),
+    Variant("msd.emb patch lr0.1 +loopcrop", "msd.emb", "patch", "lr0.1", augment=("loopcrop",)),
     Variant("name prior only", "msd.tags", "patch", "none", 1.0),
 ]}  # fmt: skip
 
@@ -388,11 +464,13 @@ def main() -> None:
     ap.add_argument("--winner", default="", help="variant whose per-genre recall is printed")
     args = ap.parse_args()
     names = [n.strip() for n in args.variants.split(",") if n.strip()] or list(VARIANTS)
-    needed = {"msd", "mtt"} | {p.split(".")[0] for n in names
-                               for p in VARIANTS[n].features.replace("|", "+").split("+")}
+    used = {p.split(".")[0] for n in names
+            for p in VARIANTS[n].features.replace("|", "+").split("+")}
+    needed = {"msd", "mtt"} | used
     augment = sorted({a for n in names for a in VARIANTS[n].augment})
+    deep = any(k in VARIANTS[n].features for n in names for k in (".pool", ".p4", ".p3"))
     d = load_data(args.mini, args.excerpts, {k: v for k, v in NETS.items() if k in needed},
-                  augment)
+                  augment, deep, used)
     cv = {"n_splits": 5, "n_repeats": args.repeats, "seed": 42,
           "schemes": ["stratified", "grouped"], "grouped": {"block_size": 5}}  # fmt: skip
     folds = make_folds(pd.DataFrame({"track_id": d.ids, "genre": d.y}), cv)

@@ -52,7 +52,10 @@ def build_logistic_regression(params: dict[str, Any], seed: int):
     if params.get("n_patches"):
         from music_genre.transfer.head import PatchAveragingClassifier
 
-        return PatchAveragingClassifier(Pipeline(steps), int(params["n_patches"]))
+        prior = params.get("genre_prior") or {}
+        return PatchAveragingClassifier(Pipeline(steps), int(params["n_patches"]),
+                                        int(prior.get("columns") or 0),
+                                        float(prior.get("weight", 1.0)))
     return Pipeline(steps)
 
 

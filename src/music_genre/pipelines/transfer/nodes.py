@@ -126,9 +126,23 @@ def patch_outputs(entry: dict[str, Any], spec: FeatureSpec) -> dict[str, tuple[A
     return out
 
 
-def check_head(musicnn: dict[str, Any], transfer: dict[str, Any]) -> None:
-    """The head and the feature layout must agree (``musicnn.pooling`` vs ``transfer.n_patches``)."""
+def check_head(musicnn: dict[str, Any], transfer: dict[str, Any], genres: list[str]) -> None:
+    """The head and the feature layout must agree (``musicnn.pooling`` vs ``transfer.n_patches``,
+    ``musicnn.genre_prior`` vs ``transfer.genre_prior`` and ``params:genres``)."""
     spec = FeatureSpec.from_dict(musicnn)
+    columns = int((transfer.get("genre_prior") or {}).get("columns") or 0)
+    if spec.prior:
+        if spec.prior_genres != list(genres):
+            raise ValueError(f"params:musicnn.genre_prior lists {spec.prior_genres}; it must list "
+                             f"params:genres in that order: {list(genres)}")
+        if spec.pooling != "patch" or columns != len(spec.prior):
+            raise ValueError(
+                f"params:musicnn.genre_prior needs musicnn.pooling: patch and "
+                f"transfer.genre_prior.columns: {len(spec.prior)} (got pooling={spec.pooling!r}, "
+                f"columns={columns})")
+    elif columns:
+        raise ValueError(f"params:transfer.genre_prior.columns={columns} but "
+                         "params:musicnn.genre_prior is empty; set columns: 0")
     n = transfer.get("n_patches")
     if spec.pooling == "patch":
         expected = EmbedParams.from_dict(musicnn.get("embedding")).max_patches
@@ -144,13 +158,13 @@ def check_head(musicnn: dict[str, Any], transfer: dict[str, Any]) -> None:
 
 def assemble_embeddings(
     manifest: pd.DataFrame, keys: pd.DataFrame, cache: TrackCache, musicnn: dict[str, Any],
-    transfer: dict[str, Any],
+    transfer: dict[str, Any], genres: list[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Per track: the mean embedding table (``track_id``, ``genre``, ``emb_000`` … ``emb_199``),
     the mean tag table (one column per tag, for reports), and the model input
     (``musicnn_features``: :func:`music_genre.transfer.embed.feature_row` of the cached patches,
     the very function the service calls)."""
-    check_head(musicnn, transfer)
+    check_head(musicnn, transfer, genres)
     spec = FeatureSpec.from_dict(musicnn)
     max_patches = EmbedParams.from_dict(musicnn.get("embedding")).max_patches \
         if spec.pooling == "patch" else 1

@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                             "params:execution"],
              ["musicnn_cache", "musicnn_keys"], name="embed_tracks_musicnn"),
         Node(assemble_embeddings, ["manifest", "musicnn_keys", "musicnn_cache", "params:musicnn",
-                                   "params:transfer"],
+                                   "params:transfer", "params:genres"],
              ["musicnn_embeddings", "musicnn_tags", "musicnn_features"],
              name="assemble_musicnn_embeddings"),
         Node(export_network, "params:musicnn", "musicnn_network", name="export_musicnn_network"),
