@@ -220,20 +220,15 @@ def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = Fa
 
 
 
-# --- a name-based prior: MSD / MTT tags whose names are GTZAN genres (or nearly) -------------
-PRIOR_TAGS = {
-    "blues": ["msd:blues"],
-    "classical": ["mtt:classical", "mtt:strings", "mtt:violin", "mtt:cello", "mtt:harpsichord",
-                  "mtt:opera", "mtt:choral", "mtt:classic"],
-    "country": ["msd:country", "mtt:country"],
-    "disco": ["msd:dance", "msd:funk", "msd:70s", "mtt:dance"],
-    "hiphop": ["msd:Hip-Hop", "msd:rnb"],
-    "jazz": ["msd:jazz"],
-    "metal": ["msd:metal", "msd:heavy metal", "mtt:metal"],
-    "pop": ["msd:pop", "mtt:pop"],
-    "reggae": [],
-    "rock": ["msd:rock", "msd:classic rock", "msd:hard rock", "mtt:rock"],
-}  # fmt: skip
+# --- the name-based prior of conf/base/parameters_transfer.yml (musicnn.genre_prior) ----------
+def conf_params() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "conf" / "base" / "parameters_transfer.yml").read_text())
+
+
+PRIOR_TAGS = {g: [t.replace("MSD_musicnn:", "msd:").replace("MTT_musicnn:", "mtt:") for t in tags]
+              for g, tags in conf_params()["musicnn"]["genre_prior"].items()}  # fmt: skip
 
 
 def name_prior(msd_tags: np.ndarray, mtt_tags: np.ndarray, genres: list[str]) -> np.ndarray:
@@ -281,8 +276,11 @@ def make_head(head: str, seed: int = 0):
                              LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
     if head == "mlp":
         return make_pipeline(StandardScaler(), MLPClassifier(
-            (64,), alpha=1.0, max_iter=800, early_stopping=False, random_state=seed))
+            (64,), alpha=1.0, max_iter=300, early_stopping=False, random_state=seed))
     raise ValueError(f"unknown head {head!r}")
+
+
+CONF = "DEFAULT: conf/base/parameters_transfer.yml"
 
 
 @dataclass(frozen=True)
@@ -362,8 +360,58 @@ VARIANTS = {v.name: v for v in [
     Variant("msd+msdvgg.emb patch lr0.01 +prior +loopcrop", "msd.emb+msdvgg.emb", "patch",
             "lr0.01", 1.0, ("loopcrop",)),
     Variant("msd.emb patch lr0.1 +loopcrop", "msd.emb", "patch", "lr0.1", augment=("loopcrop",)),
+    Variant(CONF, "msd.emb+msdvgg.emb+mtt.tags", "patch", "conf"),
     Variant("name prior only", "msd.tags", "patch", "none", 1.0),
 ]}  # fmt: skip
+
+
+SHORT = {v: k for k, v in NETS.items()}
+
+
+def conf_rows(feats: dict[str, list[np.ndarray]], musicnn: dict) -> np.ndarray:
+    """The pipeline's own model input rows (:func:`music_genre.transfer.embed.feature_row`)."""
+    from music_genre.transfer.embed import EmbedParams, FeatureSpec, feature_row, patch_vectors
+
+    spec = FeatureSpec.from_dict(musicnn)
+    n = EmbedParams.from_dict(musicnn.get("embedding")).max_patches if spec.pooling == "patch" else 1
+    rows = []
+    for i in range(len(feats["msd.emb"])):
+        outputs = {net: (feats[f"{SHORT[net]}.tags"][i], feats[f"{SHORT[net]}.emb"][i])
+                   for net in spec.networks}  # fmt: skip
+        rows.append(feature_row(patch_vectors(outputs, spec), spec, n))
+    return np.stack(rows)
+
+
+def evaluate_conf(d: Data, folds: pd.DataFrame, name: str) -> dict:
+    """The shipped ``transfer`` model: conf/base/parameters_transfer.yml's features and head,
+    built by the pipeline's functions (``builders.build_logistic_regression``)."""
+    from music_genre.evaluation import wilson_interval
+    from music_genre.models.builders import build_logistic_regression
+
+    params = conf_params()
+    X, X_ex = conf_rows(d.feats, params["musicnn"]), conf_rows(d.feats_ex, params["musicnn"])
+    g = np.array(d.genres)
+    y = np.array([d.genres.index(t) for t in d.y])
+
+    def fit(train):
+        return build_logistic_regression(params["transfer"], 42).fit(X[train], y[train])
+
+    t0 = time.perf_counter()
+    pred = g[fit(np.arange(len(X))).predict_proba(X_ex).argmax(axis=1)]
+    k = int((pred == d.y_ex).sum())
+    row = {"variant": name, "excerpts": (k / len(pred), *wilson_interval(k, len(pred))),
+           "excerpt_recall": {genre: float(np.mean(pred[d.y_ex == genre] == genre)) for genre in g}}
+    index = {t: i for i, t in enumerate(d.ids)}
+    for scheme, part in folds.groupby("scheme"):
+        hits, n = 0, 0
+        for _, rep in part.groupby(["repeat", "fold"]):
+            test = np.array([index[t] for t in rep["track_id"]])
+            model = fit(np.setdiff1d(np.arange(len(X)), test))
+            hits += int((model.predict_proba(X[test]).argmax(axis=1) == y[test]).sum())
+            n += len(test)
+        row[scheme] = (hits / n, *wilson_interval(hits / n * len(X), len(X)))
+    row["seconds"] = time.perf_counter() - t0
+    return row
 
 
 def fit_predict(v: Variant, X: list[np.ndarray], y: np.ndarray, train: np.ndarray,
@@ -461,7 +509,8 @@ def main() -> None:
     ap.add_argument("--excerpts", type=Path, default=SHARED / "gtzan_clips_other_artists")
     ap.add_argument("--variants", default="", help="comma-separated names (default: all)")
     ap.add_argument("--repeats", type=int, default=5, help="CV repeats (5 as evaluate_cv)")
-    ap.add_argument("--winner", default="", help="variant whose per-genre recall is printed")
+    ap.add_argument("--winner", default="", help="variant whose per-genre recall is printed "
+                    "(default: the shipped model, else the best by grouped CV)")
     args = ap.parse_args()
     names = [n.strip() for n in args.variants.split(",") if n.strip()] or list(VARIANTS)
     used = {p.split(".")[0] for n in names
@@ -479,11 +528,11 @@ def main() -> None:
     print(f"{'variant':34s} | {'381 excerpts':24s} | {'grouped CV':24s} | {'stratified CV':24s}")
     rows = []
     for name in names:
-        row = evaluate(VARIANTS[name], d, folds)
+        row = evaluate_conf(d, folds, name) if name == CONF else evaluate(VARIANTS[name], d, folds)
         rows.append(row)
         print(f"{name:34s} | {fmt(row['excerpts'])} | {fmt(row['grouped'])} | "
               f"{fmt(row['stratified'])} ({row['seconds']:.0f} s)", flush=True)
-    winner = next((r for r in rows if r["variant"] == args.winner),
+    winner = next((r for r in rows if r["variant"] == (args.winner or CONF)),
                   max(rows, key=lambda r: r["grouped"][0]))  # fmt: skip
     print(f"per-genre recall on the excerpts, {winner['variant']}: " + ", ".join(
         f"{g} {100 * r:.0f} %" for g, r in winner["excerpt_recall"].items()))
