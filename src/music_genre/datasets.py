@@ -44,10 +44,12 @@ class AudioFolderDataset(AbstractDataset[None, pd.DataFrame]):
         *,
         path: str,
         synthetic: dict[str, Any] | None = None,
+        optional: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._root = Path(path)
         self._synthetic = synthetic
+        self._optional = optional  # absent or empty: an empty table instead of an error
         self.metadata = metadata
 
     def _find_files(self) -> list[Path]:
@@ -69,6 +71,8 @@ class AudioFolderDataset(AbstractDataset[None, pd.DataFrame]):
             logger.info("Generating the synthetic demo collection under %s", self._root)
             write_demo_collection(self._root, **self._synthetic)
             files = self._find_files()
+        if not files and self._optional:
+            return pd.DataFrame(columns=["track_id", "genre", "relpath", "path"])
         if not files:
             raise DatasetError(
                 f"No audio files under '{self._root}'. Put GTZAN there in either published "
@@ -259,3 +263,36 @@ class OptionalCSVDataset(AbstractDataset[None, pd.DataFrame]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
 
+
+
+class LatestTableDataset(AbstractDataset[None, pd.DataFrame]):
+    """The newest version of a versioned CSV or Parquet table another pipeline writes (e.g.
+    evaluate_cv's summary), or an empty table when that pipeline has not run: lets the default
+    run use the cross-validation evidence when it exists without making evaluate_cv part of
+    every run (and evaluate_cv use the transfer pipeline's embeddings)."""
+
+    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def _latest(self) -> Path | None:
+        if not self._filepath.is_dir():
+            return None
+        versions = sorted(p for p in self._filepath.iterdir()
+                          if (p / self._filepath.name).is_file())
+        return versions[-1] / self._filepath.name if versions else None
+
+    def load(self) -> pd.DataFrame:
+        path = self._latest()
+        if path is None:
+            return pd.DataFrame()
+        try:
+            return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        except Exception as exc:
+            raise DatasetError(f"{path}: cannot read this table ({exc})") from exc
+
+    def save(self, data: None) -> None:
+        raise DatasetError("LatestTableDataset is read-only: the pipeline that owns it writes it")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "version": "latest"}

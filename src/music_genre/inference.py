@@ -207,7 +207,39 @@ INPUT_BUILDERS: dict[str, InputBuilder] = {
     "cnn": InputBuilder(_extraction_rate, _cnn_input, "cnn"),
     "transfer": InputBuilder(_transfer_rate, _transfer_input, "transfer"),
 }
-MODEL_NAMES: list[str] = list(INPUT_BUILDERS)
+#: every servable name: the builders' models, then the ensemble of some of them (its bundle says
+#: which; served after its members are loaded)
+MODEL_NAMES: list[str] = [*INPUT_BUILDERS, "ensemble"]
+
+
+def loaded_model(name: str, model: Any, metrics: dict[str, Any] | None, params: dict[str, Any],
+                 network: Any = None, version: str | None = None,
+                 metrics_version: str | None = None) -> LoadedModel:
+    """A trained model ready to predict: the service and the pipelines' other-artist evaluation
+    build it the same way (``network``: the MusiCNN network, for ``transfer``)."""
+    extras: dict[str, Any] = {}
+    if name == "transfer":
+        from music_genre.transfer.serving import TransferService
+
+        if network is None:
+            raise ValueError("transfer needs the MusiCNN network (musicnn_network)")
+        extras["transfer_service"] = TransferService(
+            network=network, head=model, genres=params["genres"],
+            musicnn=params.get("musicnn") or {})
+    return LoadedModel(name, model, version, dict(metrics or {}), metrics_version, extras)
+
+
+def ensemble_model(bundle: dict[str, Any], members: dict[str, LoadedModel],
+                   metrics: dict[str, Any] | None = None,
+                   version: str | None = None) -> LoadedModel:
+    """The served ensemble: its bundle (members, weights) over the loaded member models; refused
+    with the missing names when a member is not loaded."""
+    weights = {m: float(w) for m, w in bundle["members"].items() if float(w) > 0}
+    missing = sorted(set(weights) - set(members))
+    if missing:
+        raise LookupError(f"the ensemble needs {missing}, which are not loaded (api.models)")
+    return LoadedModel("ensemble", bundle, version, dict(metrics or {}), None,
+                       {"members": {m: members[m] for m in weights}, "weights": weights})
 
 
 @dataclass
@@ -268,9 +300,34 @@ def predict_signal(y: np.ndarray, loaded: LoadedModel, params: audio.ExtractionP
     )
 
 
+def _predict_ensemble(data: bytes, loaded: LoadedModel, params: audio.ExtractionParams,
+                      genres: Sequence[str], name: str) -> Prediction:
+    """Each member's prediction of the file (its own input, as served alone), averaged with the
+    bundle's weights: the evaluation node's :func:`music_genre.evaluation.average_probabilities`
+    on the members' test probabilities."""
+    start = time.perf_counter()
+    weights = loaded.extras["weights"]
+    parts = {m: predict_bytes(data, member, params, genres, name)
+             for m, member in loaded.extras["members"].items()}
+    total = sum(weights.values())
+    mean = sum(weights[m] * np.array([p.probabilities[g] for g in genres])
+               for m, p in parts.items()) / total
+    first = next(iter(parts.values()))
+    mel = next((p.mel_db for p in parts.values() if p.mel_db is not None), None)
+    return Prediction(
+        genre=str(genres[int(mean.argmax())]),
+        probabilities={g: float(p) for g, p in zip(genres, mean, strict=True)},
+        window_probabilities=mean[None, :], duration_s=first.duration_s,
+        analysed_s=max(p.analysed_s for p in parts.values()),
+        n_windows=max(p.n_windows for p in parts.values()),
+        seconds=time.perf_counter() - start, mel_db=mel)
+
+
 def predict_bytes(data: bytes, loaded: LoadedModel, params: audio.ExtractionParams,
                   genres: Sequence[str], name: str = "uploaded file") -> Prediction:
     """Decode an uploaded file and predict its genre with ``loaded``."""
+    if "members" in loaded.extras:
+        return _predict_ensemble(data, loaded, params, genres, name)
     start = time.perf_counter()
     y = decode(data, INPUT_BUILDERS[loaded.name].sample_rate(params, loaded.extras), name)
     prediction = predict_signal(y, loaded, params, genres, name)

@@ -70,9 +70,33 @@ def _train(project: Path) -> None:
             session.run(pipeline_names=["data_processing", "training"],
                         to_outputs=outputs + ["features", "spectrograms", "manifest",
                                               "degraded_features"])
+        with KedroSession.create(project_path=project, env="apitest") as session:
+            _save_ensemble(session.load_context().catalog)
     finally:
         while mlflow.active_run():  # never let this run leak into another test's session
             mlflow.end_run()
+
+
+#: the served ensemble of the test project: members and hand weights (no CV predictions here)
+ENSEMBLE = {"name": "ensemble", "models": ["rf", "mlp", "cnn"],
+            "weights": {"rf": 2.0, "mlp": 1.0, "cnn": 1.0}}
+
+
+def _save_ensemble(catalog) -> None:
+    """The ensemble node on the members' real reports, its bundle and reports saved through the
+    catalog (the ensemble pipeline itself also needs a trained transfer model)."""
+    import pandas as pd
+
+    from music_genre.pipelines.ensemble.nodes import evaluate_ensemble
+
+    genres = catalog.load("params:genres")
+    reports = [r for m in ENSEMBLE["models"]
+               for r in (catalog.load(f"{m}.metrics"), catalog.load(f"{m}.predictions"))]
+    bundle, metrics, _, predictions, _, _ = evaluate_ensemble(ENSEMBLE, genres, pd.DataFrame(),
+                                                              *reports)
+    catalog.save("ensemble.model", bundle)
+    catalog.save("ensemble.metrics", metrics)
+    catalog.save("ensemble.predictions", predictions)
 
 
 @pytest.fixture(scope="session")

@@ -53,12 +53,12 @@ def signals(test_tracks) -> list[np.ndarray]:
 def test_health_and_models(client, api_data):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["env"] == "apitest"
-    assert health["models"] == ["cnn", "mlp", "rf", "rf_robust"]
+    assert health["models"] == ["cnn", "ensemble", "mlp", "rf", "rf_robust"]
 
     body = client.get("/models").json()
     assert body["genres"] == GENRES
     rows = {m["name"]: m for m in body["models"]}
-    assert list(rows) == ["rf", "rf_robust", "mlp", "cnn", "transfer"]
+    assert list(rows) == ["rf", "rf_robust", "mlp", "cnn", "transfer", "ensemble"]
     for name, file in (("rf", "rf.pkl"), ("rf_robust", "rf_robust.pkl"), ("mlp", "mlp.keras"),
                        ("cnn", "cnn.keras")):
         row = rows[name]
@@ -68,7 +68,10 @@ def test_health_and_models(client, api_data):
                                     "metrics.json").read_text())
         assert row["metrics"]["accuracy"] == metrics["accuracy"]
         assert row["metrics"]["n_test"] == 10 and row["metrics_version"] == newest
-    best = max(("rf", "rf_robust", "mlp", "cnn"), key=lambda n: rows[n]["metrics"]["accuracy"])
+    # no model_selection in this project: the default is the best by test accuracy, and says so
+    best = max(("rf", "rf_robust", "mlp", "cnn", "ensemble"),
+               key=lambda n: rows[n]["metrics"]["accuracy"])
+    assert body["default_chosen_by"].startswith("test-split accuracy")
     assert rows[body["default_model"]]["metrics"]["accuracy"] == rows[best]["metrics"]["accuracy"]
     assert health["default_model"] == body["default_model"]
     assert rows[body["default_model"]]["default"]
@@ -88,10 +91,11 @@ def test_docs_offer_upload_and_model_choice(client):
     ref = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]
     form = schema["components"]["schemas"][ref["schema"]["$ref"].split("/")[-1]]
     assert form["properties"]["file"]["contentMediaType"] == "application/octet-stream"
-    assert form["properties"]["model"]["enum"] == ["rf", "rf_robust", "mlp", "cnn", "transfer"]
+    assert form["properties"]["model"]["enum"] == ["rf", "rf_robust", "mlp", "cnn", "transfer",
+                                                   "ensemble"]
 
 
-@pytest.mark.parametrize("model", ["rf", "rf_robust", "mlp", "cnn"])
+@pytest.mark.parametrize("model", ["rf", "rf_robust", "mlp", "cnn", "ensemble"])
 def test_predict_equals_the_pipeline_test_predictions(client, api_data, test_tracks, model):
     """Uploading a test-split file gives the probabilities the evaluation node computed."""
     predictions = pd.read_csv(latest(api_data / "07_model_output" / model /
@@ -257,7 +261,8 @@ def test_bad_inputs(client, signals, upload_tmp, tmp_path, monkeypatch):
         assert response.headers["content-type"] == "application/json"
         if text:
             assert text in response.json()["error"], response.json()
-    assert cases[8][0].json()["choices"] == ["rf", "rf_robust", "mlp", "cnn", "transfer"]
+    assert cases[8][0].json()["choices"] == ["rf", "rf_robust", "mlp", "cnn", "transfer",
+                                             "ensemble"]
     assert not (tmp_path.parent.parent / "escape.wav").exists()  # the name is only a label
 
 

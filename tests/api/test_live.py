@@ -37,7 +37,8 @@ def predict(url: str, path: Path, model: str) -> dict:
 
 def test_live_server_endpoints(live_server, files):
     health = httpx.get(live_server + "/health").json()
-    assert health["status"] == "ok" and health["models"] == ["cnn", "mlp", "rf", "rf_robust"]
+    assert health["status"] == "ok" and health["models"] == [
+        "cnn", "ensemble", "mlp", "rf", "rf_robust"]
     assert httpx.get(live_server + "/docs").status_code == 200
     page = httpx.get(live_server + "/")
     assert page.status_code == 200 and "<canvas" in page.text

@@ -19,7 +19,7 @@ from music_genre.pipelines.training.nodes import (
     evaluate_model,
     train_model,
 )
-from tests.helpers import PROJECT_ROOT, TINY, latest, make_project, run
+from tests.helpers import FILTERED, PROJECT_ROOT, TINY, latest, make_project, run
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae",
           "rock"]
@@ -158,7 +158,10 @@ def test_ensemble_averages_the_members_test_probabilities():
     params = {"name": "ensemble", "models": ["rf", "mlp", "cnn", "transfer"],
               "weights": {"rf": 1.0, "mlp": 1.0, "cnn": 2.0, "transfer": 0.0}}
     args = [x for m in params["models"] for x in (metrics[m], preds[m])]
-    out, per_genre, avg, cm, curves = evaluate_ensemble(params, GENRES, *args)
+    bundle, out, per_genre, avg, cm, curves = evaluate_ensemble(params, GENRES, pd.DataFrame(),
+                                                                *args)
+    assert bundle["members"] == {"rf": 1.0, "mlp": 1.0, "cnn": 2.0}
+    assert bundle["weights_from"] == "params:ensemble.weights"
     members = {m: preds[m].set_index("track_id").loc[ids, GENRES].to_numpy() for m in preds}
     expected = (members["rf"] + members["mlp"] + 2 * members["cnn"]) / 4
     np.testing.assert_allclose(avg.set_index("track_id").loc[ids, GENRES].to_numpy(), expected)
@@ -168,6 +171,20 @@ def test_ensemble_averages_the_members_test_probabilities():
     assert out["train_seconds"] == pytest.approx(6.0) and out["n_test"] == 60
     assert list(per_genre["genre"]) == GENRES
     json.dumps(out)  # a JSONDataset can save it
+    json.dumps(bundle)
+
+    # weights: auto, chosen on grouped out-of-fold predictions; without such predictions every
+    # member weighs 1
+    oof = pd.concat([p.assign(model=m, scheme="grouped", repeat=0, fold=0)
+                     for m, p in preds.items()])
+    auto = {**params, "weights": "auto"}
+    bundle, out, *_ = evaluate_ensemble(auto, GENRES, oof, *args)
+    assert bundle["weights_from"] == "grouped out-of-fold predictions"
+    assert set(bundle["members"]) <= {"rf", "mlp", "cnn", "transfer"}
+    assert abs(sum(bundle["members"].values()) - 1) < 1e-9
+    bundle, *_ = evaluate_ensemble(auto, GENRES, pd.DataFrame(), *args)
+    assert bundle["members"] == dict.fromkeys(params["models"], 1.0)
+    assert bundle["weights_from"].startswith("equal")
 
 
 @pytest.mark.parametrize("kind", ["random_forest", "keras_mlp", "keras_cnn"])
@@ -178,7 +195,7 @@ def test_a_predefined_split_csv_drives_every_model(kind):
     manifest = pd.DataFrame({"track_id": ids, "genre": genre, "status": "ok"})
     csv = pd.DataFrame({"track_id": [f"{i}.wav" for i in ids],
                         "split": (["train"] * 3 + ["val", "test", "test"]) * 4})
-    split = split_tracks(manifest, csv, {"val": 0.2, "test": 0.2, "seed": 0})
+    split = split_tracks(manifest, csv, FILTERED, {"val": 0.2, "test": 0.2, "seed": 0})
     assert (split.set_index("track_id").loc[ids, "split"].to_numpy()
             == csv["split"].to_numpy()).all()
     centre = {g: rng.normal(size=8) * 3 for g in GENRES[:4]}

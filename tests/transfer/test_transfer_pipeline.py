@@ -20,6 +20,7 @@ from music_genre.demo import GENRES, write_demo_collection
 from music_genre.pipelines.data_processing.nodes import probe_tracks, split_tracks
 from music_genre.pipelines.transfer import create_pipeline
 from music_genre.pipelines.transfer.nodes import EMBEDDING_COLUMNS, embed_tracks
+from tests.helpers import FILTERED
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,7 @@ def demo(tmp_path_factory, msd_prefix):
     root = tmp_path_factory.mktemp("demo")
     write_demo_collection(root / "raw", n_per_genre=4, duration_s=9.0, seed=7)
     manifest = probe_tracks(AudioFolderDataset(path=str(root / "raw")).load(), GENRES)
-    split = split_tracks(manifest, pd.DataFrame(), {"val": 0.25, "test": 0.25, "seed": 0})
+    split = split_tracks(manifest, pd.DataFrame(), FILTERED, {"val": 0.25, "test": 0.25, "seed": 0})
     params = yaml.safe_load((PROJECT / "conf/base/parameters_transfer.yml").read_text())
     return root, manifest, split, params
 

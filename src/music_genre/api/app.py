@@ -207,8 +207,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @app.get("/health")
     async def health(request: Request) -> dict[str, Any]:
         service = service_of(request)
+        name, chosen_by = service.default_choice
         return {"status": "ok", "version": __version__, "env": service.env,
-                "models": sorted(service.available), "default_model": service.default_model}
+                "models": sorted(service.available), "default_model": name,
+                "default_chosen_by": chosen_by, "default_figures": service.figures(name)}
 
     @app.get("/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -217,7 +219,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         rows = []
         for name, status in service.models.items():
             row: dict[str, Any] = {"name": name, "available": status.loaded is not None,
-                                   "default": name == service.default_model}
+                                   "default": name == service.default_model,
+                                   # grouped CV, other artists, test split (model_selection)
+                                   "figures": service.figures(name)}
             if status.loaded is not None:
                 m = status.loaded
                 row.update(version=m.version, metrics_version=m.metrics_version,
@@ -228,6 +232,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 row.update(reason=status.reason, train_command=status.train_command)
             rows.append(row)
         return {"models": rows, "default_model": service.default_model,
+                "default_chosen_by": service.default_choice[1],
+                "figure_meaning": service.selection.get("meaning", {}),
                 "genres": service.genres}
 
     @app.post("/predict", response_model=PredictResponse, responses=ERRORS)
@@ -237,7 +243,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # picker and a drop-down; a missing file is answered with a clear 400 below
         file: UploadFile = File(None, description=f"audio file ({SUPPORTED})"),
         model: str = Form(
-            None, description="model to use; default: the best by test accuracy",
+            None, description="model to use; default: the best by grouped cross-validation (GET /models)",
             json_schema_extra={"enum": inference.MODEL_NAMES}),
         spectrogram: bool = Query(False, description="also return the first window's "
                                                      "spectrogram as a small image"),

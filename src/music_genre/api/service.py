@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from music_genre import audio, inference
+from music_genre import audio, inference, selection
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ class Service:
     extraction: audio.ExtractionParams
     genres: list[str]
     models: dict[str, ModelStatus] = field(default_factory=dict)
+    #: the latest ``model_selection`` output (ranking by grouped CV, other artists, test split)
+    selection: dict[str, Any] = field(default_factory=dict)
 
     @property
     def available(self) -> dict[str, inference.LoadedModel]:
@@ -104,10 +106,28 @@ class Service:
 
     @property
     def default_model(self) -> str | None:
+        return self.default_choice[0]
+
+    @property
+    def default_choice(self) -> tuple[str | None, str]:
+        """The default model and what chose it: ``api.default_model``, else the first loaded
+        model of the ranking (``model_selection``: by grouped CV, then other artists, then test
+        split), else the best test-split accuracy."""
         if self.settings.default_model:
-            return self.settings.default_model
+            return self.settings.default_model, "api.default_model"
+        for row in self.selection.get("ranking", []):
+            if row["model"] in self.available:
+                figure = next((f for f in selection.FIGURES if row.get(f)), "split")
+                return row["model"], f"model_selection ({figure} figure)"
         ranked = sorted(self.available.values(), key=lambda m: -(m.accuracy or -1.0))
-        return ranked[0].name if ranked else None
+        return (ranked[0].name if ranked else None), "test-split accuracy (no model_selection)"
+
+    def figures(self, name: str) -> dict[str, Any]:
+        """The ranking's figures of one model (grouped CV, other artists, test split)."""
+        for row in self.selection.get("ranking", []):
+            if row["model"] == name:
+                return {f: row.get(f) for f in selection.FIGURES}
+        return {}
 
     def predict(self, data: bytes, name: str, filename: str, spectrogram: bool = False):
         loaded = self.models[name].loaded
@@ -149,14 +169,8 @@ def _load_model(catalog, params: dict[str, Any], name: str) -> inference.LoadedM
             break
         except Exception:
             continue
-    extras: dict[str, Any] = {}
-    if name == "transfer":
-        from music_genre.transfer.serving import TransferService
-
-        extras["transfer_service"] = TransferService(
-            network=catalog.load("musicnn_network"), head=model, genres=params["genres"],
-            musicnn=params.get("musicnn") or {})
-    return inference.LoadedModel(name, model, version, metrics, metrics_version, extras)
+    network = catalog.load("musicnn_network") if name == "transfer" else None
+    return inference.loaded_model(name, model, metrics, params, network, version, metrics_version)
 
 
 def _warm_up(service: Service) -> None:
@@ -164,6 +178,8 @@ def _warm_up(service: Service) -> None:
     numba's and Keras' one-off compilation."""
     rng = np.random.default_rng(0)
     for loaded in service.available.values():
+        if "members" in loaded.extras:  # the ensemble: its members are warmed up
+            continue
         rate = inference.INPUT_BUILDERS[loaded.name].sample_rate(service.extraction,
                                                                  loaded.extras)
         y = 0.1 * rng.standard_normal(int(rate * max(service.extraction.min_duration_s, 3.0)))
@@ -206,10 +222,15 @@ def load_service(settings: ApiSettings | None = None) -> Service:
             raise ValueError(f"api.models: unknown model(s) {unknown}; known: "
                              f"{inference.MODEL_NAMES}")
         catalog = context.catalog
-        for name in settings.models:
+        # members first: the ensemble is served over them
+        for name in sorted(settings.models, key=lambda n: n == "ensemble"):
             status = ModelStatus(name, train_command=_train_command(name, env))
             try:
                 status.loaded = _load_model(catalog, params, name)
+                if name == "ensemble":
+                    status.loaded = inference.ensemble_model(
+                        status.loaded.model, service.available, status.loaded.metrics,
+                        status.loaded.version)
                 logger.info("Serving '%s' version %s (test accuracy %s)", name,
                             status.loaded.version, status.loaded.accuracy)
             except LookupError as exc:
@@ -219,6 +240,13 @@ def load_service(settings: ApiSettings | None = None) -> Service:
                 status.reason = f"model '{name}' could not be loaded: {exc!r}"
                 logger.exception("Loading '%s' failed", name)
             service.models[name] = status
+        try:
+            service.selection = catalog.load("model_selection")
+        except Exception as exc:  # not written yet: rank by test accuracy, and say so
+            logger.info("No model_selection yet (%s): the default model is the best by test "
+                        "accuracy until `kedro run` ranks the models", type(exc).__name__)
+        name, chosen_by = service.default_choice
+        logger.info("Default model: %s (chosen by %s)", name, chosen_by)
     finally:
         session.close()
     if settings.default_model and settings.default_model not in service.available:

@@ -13,6 +13,7 @@ from music_genre.datasets import AudioFolderDataset, TrackCacheDataset
 from music_genre.demo import GENRES, write_demo_collection
 from music_genre.pipelines.data_processing import create_pipeline
 from music_genre.pipelines.data_processing.nodes import probe_tracks, split_tracks
+from tests.helpers import FILTERED
 
 SR = 22050
 EXTRACTION = {"duration_s": 4.0, "min_duration_s": 1.0}
@@ -59,6 +60,7 @@ def test_pipeline_runs_with_a_real_runner_and_reports_without_losing_good_files(
     catalog = DataCatalog({
         "raw_audio": AudioFolderDataset(path=str(collection)),
         "predefined_split": MemoryDataset(pd.DataFrame()),
+        "filtered_split_lists": MemoryDataset(FILTERED),
         "track_cache_previous": TrackCacheDataset(path=cache),
         "track_cache": TrackCacheDataset(path=cache),
         "params:genres": MemoryDataset(GENRES),
@@ -93,12 +95,12 @@ def _manifest(n_per_genre: int) -> pd.DataFrame:
 def test_split_is_stratified_disjoint_and_seeded():
     manifest = _manifest(20)
     params = {"val": 0.15, "test": 0.15, "seed": 42}
-    split = split_tracks(manifest, pd.DataFrame(), params)
+    split = split_tracks(manifest, pd.DataFrame(), FILTERED, params)
     assert split["track_id"].is_unique and len(split) == 200
     counts = split.groupby(["genre", "split"]).size().unstack()
     assert (counts["test"] == 3).all() and (counts["val"] == 3).all() and (counts["train"] == 14).all()
-    pd.testing.assert_frame_equal(split, split_tracks(manifest, pd.DataFrame(), params))
-    other = split_tracks(manifest, pd.DataFrame(), {**params, "seed": 7})
+    pd.testing.assert_frame_equal(split, split_tracks(manifest, pd.DataFrame(), FILTERED, params))
+    other = split_tracks(manifest, pd.DataFrame(), FILTERED, {**params, "seed": 7})
     assert not split["split"].equals(other["split"])
 
 
@@ -106,11 +108,12 @@ def test_split_reads_a_predefined_csv_and_rejects_bad_ones():
     manifest = _manifest(3)
     pre = pd.DataFrame({"track_id": [f"{t}.wav" for t in manifest["track_id"]],
                         "split": ["train", "val", "test"] * 10})
-    split = split_tracks(manifest, pre, {"val": 0.1, "test": 0.1, "seed": 0})
+    split = split_tracks(manifest, pre, FILTERED, {"val": 0.1, "test": 0.1, "seed": 0})
     assert split.groupby("split").size().to_dict() == {"test": 10, "train": 10, "val": 10}
     with pytest.raises(ValueError, match="unknown split values \\['holdout'\\]"):
-        split_tracks(manifest, pre.assign(split="holdout"), {"val": 0.1, "test": 0.1, "seed": 0})
+        split_tracks(manifest, pre.assign(split="holdout"), FILTERED,
+                     {"val": 0.1, "test": 0.1, "seed": 0})
     with pytest.raises(ValueError, match="lacks column"):
-        split_tracks(manifest, pre[["track_id"]], {"val": 0.1, "test": 0.1, "seed": 0})
+        split_tracks(manifest, pre[["track_id"]], FILTERED, {"val": 0.1, "test": 0.1, "seed": 0})
     with pytest.raises(ValueError, match="val \\+ test < 1"):
-        split_tracks(manifest, pd.DataFrame(), {"val": 0.6, "test": 0.6, "seed": 0})
+        split_tracks(manifest, pd.DataFrame(), FILTERED, {"val": 0.6, "test": 0.6, "seed": 0})

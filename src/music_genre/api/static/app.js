@@ -3,6 +3,18 @@
 
 const $ = (id) => document.getElementById(id);
 
+// "grouped CV 88 % · test 85 %": the ranking's honest figure first (GET /models)
+function figures(m) {
+  const f = m.figures || {};
+  const pct = (x) => `${(100 * x.accuracy).toFixed(0)} %`;
+  const parts = [];
+  if (f.grouped) parts.push(`grouped CV ${pct(f.grouped)}`);
+  if (f.holdout) parts.push(`other artists ${pct(f.holdout)}`);
+  const split = f.split || (m.metrics && m.metrics.accuracy != null ? m.metrics : null);
+  if (split) parts.push(`test ${pct(split)}`);
+  return parts.length ? ` (${parts.join(" · ")})` : "";
+}
+
 async function loadModels() {
   const select = $("model");
   const response = await fetch("models");
@@ -10,13 +22,13 @@ async function loadModels() {
   for (const m of body.models) {
     const option = document.createElement("option");
     option.value = m.name;
-    const acc = m.available && m.metrics && m.metrics.accuracy != null
-      ? ` (test accuracy ${(100 * m.metrics.accuracy).toFixed(0)} %)` : "";
-    option.textContent = m.available ? m.name + acc : `${m.name} (not trained)`;
+    option.textContent = m.available ? m.name + figures(m) : `${m.name} (not trained)`;
     option.disabled = !m.available;
     option.selected = m.default;
     select.appendChild(option);
   }
+  const note = $("default-note");
+  if (note) note.textContent = `default: ${body.default_model} (chosen by ${body.default_chosen_by})`;
 }
 
 function drawChart(probabilities, top) {

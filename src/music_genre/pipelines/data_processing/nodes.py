@@ -16,7 +16,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from music_genre import __version__, audio, distributed, evaluation
+from music_genre import __version__, audio, distributed, evaluation, splits
 from music_genre.datasets import SpectrogramSet, TrackCache
 
 logger = logging.getLogger(__name__)
@@ -185,49 +185,14 @@ class _CachedSpectrograms:
 
 
 def split_tracks(
-    manifest: pd.DataFrame, predefined: pd.DataFrame, split: dict[str, Any]
+    manifest: pd.DataFrame, predefined: pd.DataFrame, filtered_lists: pd.DataFrame,
+    split: dict[str, Any]
 ) -> pd.DataFrame:
-    """Track-level train/validation/test split, stratified by genre and seeded.
-
-    A user's CSV (``track_id`` and ``split`` columns, values train/val/test) replaces the random
-    split when given, e.g. an artist-filtered GTZAN split.
-    """
-    ok = manifest[manifest["status"] == "ok"][["track_id", "genre"]].reset_index(drop=True)
-    ok["track_id"] = ok["track_id"].astype(str)
-    if len(predefined):
-        missing_cols = {"track_id", "split"} - set(predefined.columns)
-        if missing_cols:
-            raise ValueError(f"predefined split CSV lacks column(s) {sorted(missing_cols)}; "
-                             "it needs 'track_id' and 'split' (train/val/test)")
-        pre = predefined.assign(track_id=predefined["track_id"].astype(str).str.replace(
-            r"\.(wav|au)$", "", regex=True), split=predefined["split"].astype(str))
-        bad = sorted(set(pre["split"]) - {"train", "val", "test"})
-        if bad:
-            raise ValueError(f"predefined split CSV: unknown split values {bad}; "
-                             "use train, val or test")
-        out = ok.merge(pre[["track_id", "split"]], on="track_id", how="inner")
-        logger.info("Predefined split: %d of %d usable tracks assigned (%s)", len(out), len(ok),
-                    out["split"].value_counts().to_dict())
-        return out
-    val, test, seed = float(split["val"]), float(split["test"]), int(split["seed"])
-    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
-        raise ValueError(f"params:split: val={val} and test={test} must be fractions in (0, 1) "
-                         "with val + test < 1")
-    rng = np.random.default_rng(seed)
-    labels = np.empty(len(ok), dtype=object)
-    # per-genre allocation (stratified), at least one test and one validation track per genre
-    # when the genre has three or more tracks, so small collections still split cleanly
-    for genre in sorted(ok["genre"].unique()):
-        idx = rng.permutation(np.flatnonzero(ok["genre"].to_numpy() == genre))
-        n = len(idx)
-        n_test = max(1, int(round(test * n))) if n >= 3 else 0
-        n_val = max(1, int(round(val * n))) if n >= 3 else 0
-        labels[idx[:n_test]] = "test"
-        labels[idx[n_test : n_test + n_val]] = "val"
-        labels[idx[n_test + n_val :]] = "train"
-    out = ok.assign(split=labels)
-    logger.info("Split: %s", out["split"].value_counts().to_dict())
-    return out
+    """Track-level train/validation/test split of the usable tracks (``params:split.scheme``:
+    the fault-filtered GTZAN lists on full GTZAN, else random stratified and seeded, or a
+    user's CSV; :func:`music_genre.splits.make_split`)."""
+    ok = manifest[manifest["status"] == "ok"][["track_id", "genre"]]
+    return splits.make_split(ok, predefined, filtered_lists, split)
 
 
 def _rich_one(path: str, params: audio.ExtractionParams, segment_s: float,

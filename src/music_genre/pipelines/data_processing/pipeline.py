@@ -22,8 +22,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(assemble_dataset,
                  ["probed_tracks", "track_keys", "track_cache", "params:extraction"],
                  ["manifest", "features", "spectrograms"], name="assemble_dataset"),
-            Node(split_tracks, ["manifest", "predefined_split", "params:split"], "split",
-                 name="split_tracks"),
+            Node(split_tracks,
+                 ["manifest", "predefined_split", "filtered_split_lists", "params:split"],
+                 "split", name="split_tracks"),
             # the 57 + variances, deltas, contrast, tonnetz, segment statistics (issue 8)
             Node(extract_rich_features,
                  ["manifest", "rich_cache_previous", "params:extraction", "params:rich_features",

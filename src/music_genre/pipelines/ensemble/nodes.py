@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from music_genre import evaluation
+from music_genre import evaluation, selection
 from music_genre.pipelines.training.nodes import (
     _confusion_figure,
     _curves_figure,
@@ -18,18 +18,43 @@ from music_genre.pipelines.training.nodes import (
 logger = logging.getLogger(__name__)
 
 
-def evaluate_ensemble(params: dict[str, Any], genres: list[str],
-                      *metrics_and_predictions) -> tuple[dict, pd.DataFrame, pd.DataFrame, Any,
-                                                         Any]:
-    """Average the member models' ``<model>.predictions`` with ``params['weights']``.
+def member_weights(params: dict[str, Any], oof: pd.DataFrame | None,
+                   genres: list[str]) -> tuple[dict[str, float], str]:
+    """Each member's weight and how it was chosen.
+
+    ``params['weights']``: ``auto`` (default) chooses them on the members' grouped out-of-fold
+    predictions of the latest ``evaluate_cv`` run (members that do not help get 0); without such
+    predictions every member weighs 1 (said in the log). A mapping sets them by hand.
+    """
+    names = list(params["models"])
+    given = params.get("weights", "auto")
+    if isinstance(given, dict):
+        return {m: float(given.get(m, 1.0)) for m in names}, "params:ensemble.weights"
+    if given != "auto":
+        raise ValueError(f"params:ensemble.weights: {given!r}; use auto or a mapping "
+                         "{model: weight}")
+    scheme = str(params.get("weights_scheme", "grouped"))
+    chosen = selection.ensemble_weights(oof, names, genres, scheme=scheme)
+    if chosen is None:
+        logger.warning("ensemble: no %s out-of-fold predictions of two or more of %s (run `kedro "
+                       "run --pipeline evaluate_cv` first); every member weighs 1", scheme, names)
+        return dict.fromkeys(names, 1.0), "equal (no cross-validation predictions)"
+    return {m: chosen.get(m, 0.0) for m in names}, f"{scheme} out-of-fold predictions"
+
+
+def evaluate_ensemble(params: dict[str, Any], genres: list[str], oof: pd.DataFrame,
+                      *metrics_and_predictions) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame,
+                                                         Any, Any]:
+    """Average the member models' ``<model>.predictions`` with weights (:func:`member_weights`).
 
     ``metrics_and_predictions`` alternates each member's metrics dict and predictions table, in
-    the order of ``params['models']``. Returns the same reports as the model template.
+    the order of ``params['models']``. Returns the served bundle (members, weights, how they
+    were chosen) and the same reports as the model template.
     """
     names = list(params["models"])
     if len(metrics_and_predictions) != 2 * len(names):
         raise ValueError("ensemble: one metrics and one predictions dataset per model expected")
-    weights = {m: float(params.get("weights", {}).get(m, 1.0)) for m in names}
+    weights, weights_from = member_weights(params, oof, genres)
     members = [m for m in names if weights[m] > 0]
     if not members:
         raise ValueError("ensemble.weights: every weight is 0; give at least one model weight > 0")
@@ -51,6 +76,7 @@ def evaluate_ensemble(params: dict[str, Any], genres: list[str],
         "inference_ms_per_track": float(sum(m.get("inference_ms_per_track", 0.0)
                                             for m in member_metrics)),
         "n_train": member_metrics[0].get("n_train"),
+        "weights_from": weights_from,
     })
     logger.info("ensemble of %s: test accuracy %.3f (members %s)", members, metrics["accuracy"],
                 {m: round(v, 3) for m, v in metrics["member_accuracy"].items()})
@@ -58,4 +84,7 @@ def evaluate_ensemble(params: dict[str, Any], genres: list[str],
     cm = _confusion_figure(np.array(metrics["confusion_matrix"]), genres,
                            f"ensemble ({' + '.join(members)}): accuracy {metrics['accuracy']:.1%}"
                            f" ({len(y)} test tracks)")
-    return metrics, per_genre, avg, cm, _curves_figure({}, "ensemble: no training curves")
+    bundle = {"kind": "ensemble", "members": {m: weights[m] for m in members},
+              "weights_from": weights_from, "genres": list(genres),
+              "member_split_accuracy": metrics["member_accuracy"]}
+    return bundle, metrics, per_genre, avg, cm, _curves_figure({}, "ensemble: no training curves")

@@ -85,8 +85,9 @@ def _condition_chain(condition: str, input_chain: str | None) -> str:
 
 
 def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, spectrograms,
-                          degraded: pd.DataFrame, folds: pd.DataFrame, cv: dict[str, Any],
-                          rf: dict, rf_robust: dict, mlp: dict, cnn: dict,
+                          degraded: pd.DataFrame, embeddings: pd.DataFrame, folds: pd.DataFrame,
+                          cv: dict[str, Any], rf: dict, rf_robust: dict, mlp: dict, cnn: dict,
+                          transfer: dict,
                           genres: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and score every variant in ``evaluate_cv.run`` on every fold.
 
@@ -101,10 +102,10 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
     audio gets. Feature-table variants only: there are no degraded spectrograms.
     """
     inputs = {"features": features, "rich_features": rich_features,
-              "spectrograms": spectrograms}
+              "spectrograms": spectrograms, "musicnn_embeddings": embeddings}
     conditions = evaluation.name_list(cv.get("test_conditions")) or ["full"]
     evaluation.check_chains(conditions, "evaluate_cv.test_conditions")
-    live = {"rf": rf, "rf_robust": rf_robust, "mlp": mlp, "cnn": cnn}
+    live = {"rf": rf, "rf_robust": rf_robust, "mlp": mlp, "cnn": cnn, "transfer": transfer}
     index = {g: i for i, g in enumerate(genres)}
     seed = int(cv.get("seed", 0))
     metric_rows, oof_frames = [], []
@@ -119,6 +120,16 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
         if source not in inputs:
             raise ValueError(f"evaluate_cv.variants.{name}.input: '{source}' is not one of "
                              f"{sorted(inputs)}")
+        if source == "musicnn_embeddings":
+            have = set() if embeddings is None or not len(embeddings) else set(
+                embeddings["track_id"].astype(str))
+            lacking = set(folds["track_id"].astype(str)) - have
+            if lacking:
+                logger.warning("CV %s skipped: the transfer pipeline's embeddings lack %d of "
+                               "the %d tracks (run `kedro run --pipeline transfer` on this "
+                               "collection first)", name, len(lacking),
+                               folds["track_id"].nunique())
+                continue
         params = variant_params(name, cv, live)
         data = input_table(inputs[source], degraded, params)  # or its band-limited copy
         if not isinstance(data, SpectrogramSet):  # the test rows of every condition, up front
@@ -131,6 +142,8 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
             tests = {"full": data}
         max_repeats = int(spec.get("n_repeats", cv["n_repeats"]))
         parts = folds[folds["repeat"] < max_repeats]
+        if spec.get("schemes"):  # a variant's budget: only these schemes
+            parts = parts[parts["scheme"].isin(evaluation.name_list(spec["schemes"]))]
         for (scheme, r), part in parts.groupby(["scheme", "repeat"], sort=False):
             r = int(r)
             for k in (int(k) for k in sorted(part["fold"].unique())):

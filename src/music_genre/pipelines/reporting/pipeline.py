@@ -12,7 +12,7 @@ REPORTED_MODELS = [*MODELS, "transfer", "ensemble"]
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
-        Node(compare_models, [f"{m}.metrics" for m in REPORTED_MODELS],
+        Node(compare_models, ["model_selection", *[f"{m}.metrics" for m in REPORTED_MODELS]],
              ["comparison_table", "comparison_markdown", "comparison_chart", "per_genre_f1_chart"],
              name="compare_models"),
     ])
