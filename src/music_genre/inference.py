@@ -12,9 +12,11 @@ functions the pipelines call (:mod:`music_genre.audio`, :mod:`music_genre.transf
   :func:`music_genre.models.training.select` gives the models in training);
 * ``cnn``: the min-max normalised dB mel spectrogram, stored as float16 by the data-processing
   pipeline, so it is rounded through float16 here too, shaped ``(n_mels, n_frames, 1)``;
-* ``transfer``: MusiCNN's 200-d mean embedding of the 16 kHz signal, computed by
+* ``transfer``: the pretrained networks' outputs per 3 s patch of the 16 kHz signal (the row
+  ``params:musicnn`` describes: patches side by side + a tag-name genre prior), computed by
   :class:`music_genre.transfer.serving.TransferService` (the embedding node's functions; the
-  pretrained network comes from the catalog as ``musicnn_network``), then the classifier.
+  pretrained networks come from the catalog as ``musicnn_network``), then the head; at most
+  ``musicnn.serving.max_chunks`` 30 s chunks per upload.
 
 Length policy: audio shorter than ``min_duration_s`` is refused; anything longer is cut into
 consecutive ``duration_s`` windows (:func:`music_genre.audio.windows`: the last partial window is

@@ -1,7 +1,7 @@
-"""Serving the ``transfer`` model: audio → MusiCNN embedding → the trained head.
+"""Serving the ``transfer`` model: audio → pretrained networks per 3 s patch → the trained head.
 
-The API loads two artifacts from the catalog, ``musicnn_network`` (the pretrained network as an
-ordinary ``.keras`` file: no weights download at serving time) and ``transfer.model`` (the head
+The API loads two artifacts from the catalog, ``musicnn_network`` (the pretrained network(s) as
+one ordinary ``.keras`` file: no weights download at serving time) and ``transfer.model`` (the head
 trained by the shared template), and calls :meth:`TransferService.predict_proba`. The audio goes
 through the same functions as the embedding node (:mod:`music_genre.transfer.embed`), so a file
 gets exactly the features it would get in training.
