@@ -12,9 +12,11 @@ functions the pipelines call (:mod:`music_genre.audio`, :mod:`music_genre.transf
   :func:`music_genre.models.training.select` gives the models in training);
 * ``cnn``: the min-max normalised dB mel spectrogram, stored as float16 by the data-processing
   pipeline, so it is rounded through float16 here too, shaped ``(n_mels, n_frames, 1)``;
-* ``transfer``: MusiCNN's 200-d mean embedding of the 16 kHz signal, computed by
+* ``transfer``: the pretrained networks' outputs per 3 s patch of the 16 kHz signal (the row
+  ``params:musicnn`` describes: patches side by side + a tag-name genre prior), computed by
   :class:`music_genre.transfer.serving.TransferService` (the embedding node's functions; the
-  pretrained network comes from the catalog as ``musicnn_network``), then the classifier.
+  pretrained networks come from the catalog as ``musicnn_network``), then the head; at most
+  ``musicnn.serving.max_chunks`` 30 s chunks per upload.
 
 Length policy: audio shorter than ``min_duration_s`` is refused; anything longer is cut into
 consecutive ``duration_s`` windows (:func:`music_genre.audio.windows`: the last partial window is
@@ -210,13 +212,19 @@ def _cnn_input(y, params, loaded: LoadedModel) -> ModelInput:
 
 
 def _transfer_chunks(y: np.ndarray, sample_rate: int, duration_s: float,
-                     min_duration_s: float) -> list[np.ndarray]:
+                     min_duration_s: float, max_chunks: int | None = None) -> list[np.ndarray]:
     """Consecutive ``duration_s`` chunks, not padded: the transfer pipeline embeds each file's
-    first ``duration_s`` as it is (MusiCNN averages over its 3 s patches)."""
+    first ``duration_s`` as it is (MusiCNN averages over its 3 s patches; a chunk shorter than
+    one patch is looped to one, as a 2-3 s clip is). At most ``max_chunks``, evenly spread over
+    a long upload, so the work per request is bounded (``musicnn.serving.max_chunks``)."""
     n = int(round(duration_s * sample_rate))
     keep = sample_rate * min_duration_s
     chunks = [y[s : s + n] for s in range(0, len(y), n)]
-    return [c for i, c in enumerate(chunks) if i == 0 or len(c) >= keep]
+    chunks = [c for i, c in enumerate(chunks) if i == 0 or len(c) >= keep]
+    if max_chunks and len(chunks) > max_chunks:
+        pick = np.unique(np.linspace(0, len(chunks) - 1, int(max_chunks)).round().astype(int))
+        chunks = [chunks[i] for i in pick]
+    return chunks
 
 
 def _transfer_input(y, params, loaded: LoadedModel) -> ModelInput:
@@ -224,7 +232,8 @@ def _transfer_input(y, params, loaded: LoadedModel) -> ModelInput:
     service = loaded.extras["transfer_service"]
     embed = service.params
     chunks = _transfer_chunks(y, embed.sample_rate, embed.duration_s or params.duration_s,
-                              params.min_duration_s)
+                              params.min_duration_s,
+                              (service.musicnn.get("serving") or {}).get("max_chunks"))
     with loaded.lock:  # the network is a Keras model too
         rows = [service.features(chunk) for chunk in chunks]
     return ModelInput(np.vstack(rows).astype(np.float32), len(chunks),

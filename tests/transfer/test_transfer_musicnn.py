@@ -83,3 +83,50 @@ def test_metal_track_tagged_metal(msd_model, gtzan_mini):
     classical = embed_signal(msd_model, load_16k(_track(gtzan_mini, "classical", 1)))["tags"]
     i = MSD_TAGS.index("metal")
     assert metal[i] > 0.25 and metal[i] > 10 * classical[i]  # measured 0.33 vs 0.017
+
+
+@pytest.mark.parametrize("name", ["MSD_vgg", "MTT_vgg"])
+def test_vgg_rebuild_matches_original_tf1_graph(msd_prefix, name):
+    """The wheel's vgg networks, rebuilt in Keras (MSD_vgg pools as its graph, not as the
+    wheel's models.py), give the original graph's tags and pool5 features."""
+    from music_genre.transfer.musicnn import EMBEDDING_DIMS, VGG_POOLS, build_vgg, load_musicnn
+    from music_genre.transfer.weights import checkpoint_prefix
+    from tests.transfer.transfer_tf1_reference import VGG_LOGITS, VGG_POOL5
+
+    prefix = checkpoint_prefix(name)
+    x = musicnn_input(fixed_clip())
+    tags, emb = load_musicnn(name).predict_on_batch(x)
+    ref_tags, ref_emb = run_tf1_graph(prefix, x, (VGG_LOGITS, VGG_POOL5))
+    assert tags.shape == (3, 50) and emb.shape == (3, EMBEDDING_DIMS[name])
+    np.testing.assert_allclose(tags, ref_tags, atol=1e-5, rtol=0)  # measured 2e-7
+    np.testing.assert_allclose(emb, ref_emb, atol=1e-4 * np.abs(ref_emb).max(), rtol=0)
+    assert np.abs(tags[0] - tags[1]).max() > 1e-3  # non-degenerate
+    # the other network's pooling layout gives different outputs: the layout is load-bearing
+    other = "MTT_vgg" if name == "MSD_vgg" else "MSD_vgg"
+    wrong = build_vgg(VGG_POOLS[other])
+    from music_genre.transfer.musicnn import VGG_CHECKPOINT_MAP, load_checkpoint_weights
+
+    wrong_tags, _ = load_checkpoint_weights(wrong, prefix, VGG_CHECKPOINT_MAP).predict_on_batch(x)
+    assert np.abs(wrong_tags - ref_tags).max() > 1e-3
+
+
+def test_combined_network_equals_its_members(msd_model, msd_prefix, tmp_path):
+    import keras
+
+    from music_genre.transfer.embed import network_outputs
+    from music_genre.transfer.musicnn import combined_network, load_musicnn
+
+    vgg = load_musicnn("MSD_vgg")
+    both = combined_network([msd_model, vgg])
+    path = tmp_path / "both.keras"
+    both.save(path)
+    loaded = keras.models.load_model(path)  # one ordinary artifact for the service
+    x = musicnn_input(fixed_clip())
+    out = network_outputs(loaded, x, ["MSD_musicnn", "MSD_vgg"], batch_size=2)
+    for name, net in (("MSD_musicnn", msd_model), ("MSD_vgg", vgg)):
+        tags, emb = net.predict_on_batch(x)
+        np.testing.assert_allclose(out[name][0], tags, atol=1e-6)
+        np.testing.assert_allclose(out[name][1], emb, atol=1e-5)
+    assert combined_network([msd_model]) is msd_model
+    with pytest.raises(ValueError, match="outputs"):
+        network_outputs(msd_model, x, ["MSD_musicnn", "MSD_vgg"])

@@ -35,14 +35,17 @@ def demo(tmp_path_factory, msd_prefix):
     return root, manifest, split, params
 
 
-def _catalog(root, manifest, split, params, transfer_overrides=None, out="out"):
+def _catalog(root, manifest, split, params, transfer_overrides=None, out="out",
+             musicnn_overrides=None):
     transfer = {**params["transfer"], **(transfer_overrides or {})}
+    musicnn = {**params["musicnn"], **(musicnn_overrides or {})}
     cache = str(root / "musicnn_cache")
     o = root / out
     return DataCatalog(datasets={
         # persisted like conf/base/catalog_transfer.yml, so the tests can read them back
-        "musicnn_keys": CSVDataset(filepath=str(root / "keys.csv")),
-        "musicnn_embeddings": ParquetDataset(filepath=str(root / "emb.parquet")),
+        "musicnn_keys": CSVDataset(filepath=str(o / "keys.csv")),
+        "musicnn_embeddings": ParquetDataset(filepath=str(o / "emb.parquet")),
+        "musicnn_features": ParquetDataset(filepath=str(o / "features.parquet")),
         "musicnn_tags": ParquetDataset(filepath=str(o / "tags.parquet")),
         "musicnn_network": TensorFlowModelDataset(filepath=str(o / "musicnn.keras")),
         "transfer.model": PickleDataset(filepath=str(o / "transfer.pkl"), backend="joblib"),
@@ -51,18 +54,26 @@ def _catalog(root, manifest, split, params, transfer_overrides=None, out="out"):
         "manifest": MemoryDataset(manifest), "split": MemoryDataset(split),
         "musicnn_cache_previous": TrackCacheDataset(path=cache),
         "musicnn_cache": TrackCacheDataset(path=cache),
-        "params:musicnn": MemoryDataset(params["musicnn"]),
+        "params:musicnn": MemoryDataset(musicnn),
         "params:execution": MemoryDataset({"progress": False}),
         "params:transfer": MemoryDataset(transfer),
         "params:genres": MemoryDataset(GENRES), "params:seed": MemoryDataset(42),
     })  # fmt: skip
 
 
-def test_pipeline_on_demo_data(demo):
+@pytest.fixture(scope="module")
+def trained(demo):
+    """The transfer pipeline run once on the demo collection with the conf's parameters."""
     root, manifest, split, params = demo
-    assert (manifest["status"] == "excluded").sum() == 1  # the demo's deliberately broken file
     catalog = _catalog(root, manifest, split, params)
     SequentialRunner().run(create_pipeline(), catalog)
+    return catalog
+
+
+def test_pipeline_on_demo_data(demo, trained):
+    root, manifest, split, params = demo
+    assert (manifest["status"] == "excluded").sum() == 1  # the demo's deliberately broken file
+    catalog = trained
 
     emb = catalog.load("musicnn_embeddings")
     assert emb.shape == (40, 2 + 200) and list(emb.columns[2:]) == EMBEDDING_COLUMNS
@@ -77,27 +88,88 @@ def test_pipeline_on_demo_data(demo):
     predictions = catalog.load("transfer.predictions")
     assert len(predictions) == 10 and set(predictions["genre"]) <= set(GENRES)
 
+    # the conf's model: every 3 s patch of MSD_musicnn + MSD_vgg, a tag-name genre prior
+    features = catalog.load("musicnn_features")
+    n_per_patch = 200 + 256 + 10
+    assert features.shape == (40, 2 + 10 * n_per_patch)
+    assert features.columns[2] == "p00.MSD_musicnn.embedding_000"
+    assert features.columns[2 + n_per_patch - 1] == "p00.prior.rock"
+    values = features.iloc[:, 2:].to_numpy()
+    assert np.isfinite(values[:, : 3 * n_per_patch]).all()  # 9 s demo tracks: 3 patches
+    assert np.isnan(values[:, 3 * n_per_patch :]).all()
+    model = catalog.load("transfer.model")
+    assert model.n_patches == 10 and model.prior_columns == 10 and model.n_patches_seen_ == 60
+
     # serving: the saved artifacts + the shared preprocessing reproduce the evaluation exactly
+    assert_service_equals_evaluation(catalog, manifest, params["musicnn"])
+
+
+def assert_service_equals_evaluation(catalog, manifest, musicnn):
     from music_genre.transfer.serving import TransferService
 
     service = TransferService(catalog.load("musicnn_network"), catalog.load("transfer.model"),
-                              GENRES, params["musicnn"])  # fmt: skip
-    row = predictions.iloc[0]
-    path = manifest.set_index("track_id").loc[row["track_id"], "path"]
-    np.testing.assert_allclose(service.predict_proba(path), row[GENRES].to_numpy(float), atol=1e-5)
-    np.testing.assert_allclose(
-        service.features(path)[0],
-        emb.set_index("track_id").loc[row["track_id"], EMBEDDING_COLUMNS].to_numpy(float),
-        atol=1e-5,
-    )
-    assert max(service.predict(path), key=service.predict(path).get) == row["predicted"]
+                              GENRES, musicnn)  # fmt: skip
+    predictions = catalog.load("transfer.predictions")
+    features = catalog.load("musicnn_features").set_index("track_id")
+    for i in (0, 5):
+        row = predictions.iloc[i]
+        path = manifest.set_index("track_id").loc[row["track_id"], "path"]
+        np.testing.assert_allclose(service.predict_proba(path), row[GENRES].to_numpy(float),
+                                   atol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(service.features(path)[0],
+                                   features.loc[row["track_id"]].drop("genre").to_numpy(float),
+                                   atol=1e-4, rtol=1e-5)  # fmt: skip (NaN == NaN here)
+        assert max(service.predict(path), key=service.predict(path).get) == row["predicted"]
+    # a 2 s clip (the other-artist excerpts are 2-3 s) is one looped patch: still answered
+    from music_genre.transfer.embed import load_16k
+
+    clip = load_16k(path)[: 2 * 16000]
+    proba = service.predict_proba(clip)
+    assert proba.shape == (len(GENRES),) and abs(proba.sum() - 1) < 1e-6
 
 
-def test_second_run_is_incremental_and_offline(demo, tmp_path):
+def test_legacy_mean_embedding_model(demo, trained):
+    """Today's model (mean 200-d MSD embedding, no prior) is still one conf away, and served
+    identically."""
+    root, manifest, split, params = demo
+    legacy = {"extra_networks": [], "features": ["embedding"], "pooling": "mean",
+              "genre_prior": {}}
+    catalog = _catalog(root, manifest, split, params,
+                       {"n_patches": None, "genre_prior": {"columns": 0},
+                        "logistic_regression": {"C": 1.0, "max_iter": 2000}},
+                       out="legacy", musicnn_overrides=legacy)  # fmt: skip
+    SequentialRunner().run(create_pipeline(), catalog)
+    features = catalog.load("musicnn_features")
+    emb = catalog.load("musicnn_embeddings")
+    assert features.shape == (40, 2 + 200)
+    np.testing.assert_allclose(features.iloc[:, 2:].to_numpy(), emb[EMBEDDING_COLUMNS].to_numpy())
+    assert catalog.load("transfer.metrics")["accuracy"] >= 0.6
+    assert_service_equals_evaluation(catalog, manifest, {**params["musicnn"], **legacy})
+
+
+def test_head_and_features_must_agree():
+    from music_genre.pipelines.transfer.nodes import check_head
+
+    params = yaml.safe_load((PROJECT / "conf/base/parameters_transfer.yml").read_text())
+    musicnn, transfer = params["musicnn"], params["transfer"]
+    check_head(musicnn, transfer, GENRES)  # the conf is consistent
+    with pytest.raises(ValueError, match="transfer.n_patches=10"):
+        check_head(musicnn, {**transfer, "n_patches": 3}, GENRES)
+    with pytest.raises(ValueError, match="kind=logistic_regression"):
+        check_head(musicnn, {**transfer, "kind": "keras_mlp"}, GENRES)
+    with pytest.raises(ValueError, match="params:genres in that order"):
+        check_head(musicnn, transfer, list(reversed(GENRES)))
+    with pytest.raises(ValueError, match="columns: 10"):
+        check_head(musicnn, {**transfer, "genre_prior": {"columns": 0}}, GENRES)
+    with pytest.raises(ValueError, match="'<network>:<tag>'"):
+        check_head({**musicnn, "genre_prior": {**musicnn["genre_prior"], "jazz": ["MSD_vgg:jaz"]}},
+                   transfer, GENRES)
+
+
+def test_second_run_is_incremental_and_offline(demo, trained, tmp_path):
     root, manifest, split, params = demo
     cache = TrackCacheDataset(path=str(root / "musicnn_cache"))
-    if len(cache.load()) == 0:
-        pytest.skip("needs the cache written by test_pipeline_on_demo_data")
+    assert len(cache.load()) >= 40  # the conf's entries (other tests may add their own)
     # weights neither cached nor downloadable: a fully cached run must not need them
     offline = {**params["musicnn"], "cache_dir": str(tmp_path / "empty"),
                "index_url": "http://127.0.0.1:9/simple"}  # fmt: skip
@@ -113,28 +185,27 @@ def test_second_run_is_incremental_and_offline(demo, tmp_path):
     assert cache_key(p, params["musicnn"]) != cache_key(p, other)
 
 
-def test_mlp_head_through_the_template(demo):
+def test_mlp_head_through_the_template(demo, trained):
     from music_genre.pipelines.training import model_pipeline
 
     root, manifest, split, params = demo
-    if not (root / "emb.parquet").exists():
-        pytest.skip("needs the embeddings written by test_pipeline_on_demo_data")
     catalog = _catalog(root, manifest, split, params,
                        {"kind": "keras_mlp", "epochs": 30, "verbose": 0}, out="mlp")  # fmt: skip
-    SequentialRunner().run(model_pipeline("transfer", "musicnn_embeddings"), catalog)
+    # the mean embeddings (a Keras MLP does not take NaN-padded patch rows)
+    catalog["musicnn_features"] = MemoryDataset(trained.load("musicnn_embeddings"))
+    SequentialRunner().run(model_pipeline("transfer", "musicnn_features"), catalog)
     metrics = catalog.load("transfer.metrics")
     assert metrics["kind"] == "keras_mlp" and metrics["accuracy"] >= 0.5
 
 
-def test_finetune_pipeline(demo):
+def test_finetune_pipeline(demo, trained):
     from music_genre.keras_dataset import KerasModelDataset
     from music_genre.pipelines.transfer_finetune import create_pipeline as finetune_pipeline
     from music_genre.transfer.embed import musicnn_input
 
     root, manifest, split, params = demo
-    if not (root / "keys.csv").exists():
-        pytest.skip("needs the cache written by test_pipeline_on_demo_data")
     catalog = _catalog(root, manifest, split, params, out="ft")
+    catalog["musicnn_keys"] = MemoryDataset(trained.load("musicnn_keys"))
     catalog["params:transfer_finetune"] = MemoryDataset(
         {**params["transfer_finetune"], "epochs": 40, "batch_size": 16, "learning_rate": 1e-3})
     o = root / "ft"

@@ -69,4 +69,4 @@ def test_cache_location_precedence(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path.resolve() / "musicnn"
     assert cache_dir(tmp_path / "explicit") == (tmp_path / "explicit").resolve()
     with pytest.raises(ValueError, match="unknown musicnn model"):
-        checkpoint_prefix("MSD_vgg", cache=tmp_path)
+        checkpoint_prefix("MSD_musicnn_big", cache=tmp_path)

@@ -14,10 +14,16 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 LOGITS = "model/dense_1/BiasAdd"
 PENULTIMATE = "model/batch_normalization_10/batchnorm/add_1"
+#: the vgg models: logits, and the flattened pool5 (musicnn's ``pool5`` feature)
+VGG_LOGITS = "model/dense/BiasAdd"
+VGG_POOL5 = "model/Flatten/flatten/Reshape"
 
 
-def run_tf1_graph(prefix: str, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(tags, penultimate) of the original graph for (B, 187, 96) float32 patches."""
+def run_tf1_graph(prefix: str, patches: np.ndarray, outputs: tuple[str, str] = (LOGITS, PENULTIMATE)
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(tags, embedding) of the original graph for (B, 187, 96) float32 patches; ``outputs``
+    names the logits and embedding tensors (musicnn by default, ``(VGG_LOGITS, VGG_POOL5)``)."""
+    LOGITS, PENULTIMATE = outputs  # noqa: N806
     meta = meta_graph_pb2.MetaGraphDef()
     with open(prefix + ".meta", "rb") as fh:
         meta.ParseFromString(fh.read())

@@ -34,7 +34,9 @@ def build_random_forest(params: dict[str, Any], seed: int):
 
 
 def build_logistic_regression(params: dict[str, Any], seed: int):
-    """StandardScaler → [PCA] → multinomial logistic regression."""
+    """StandardScaler → [PCA] → multinomial logistic regression; with ``n_patches`` (the
+    ``transfer`` head on patch rows) fitted on every patch, a row's answer the mean of its
+    patches' (:class:`music_genre.transfer.head.PatchAveragingClassifier`)."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -47,6 +49,13 @@ def build_logistic_regression(params: dict[str, Any], seed: int):
     steps.append(("logreg", LogisticRegression(C=float(lr.get("C", 1.0)),
                                                max_iter=int(lr.get("max_iter", 2000)),
                                                random_state=seed)))
+    if params.get("n_patches"):
+        from music_genre.transfer.head import PatchAveragingClassifier
+
+        prior = params.get("genre_prior") or {}
+        return PatchAveragingClassifier(Pipeline(steps), int(params["n_patches"]),
+                                        int(prior.get("columns") or 0),
+                                        float(prior.get("weight", 1.0)))
     return Pipeline(steps)
 
 

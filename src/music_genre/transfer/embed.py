@@ -9,13 +9,24 @@ under numpy 2 (NEP 50) ``10000 * float16_array`` stays float16 and overflows to 
 the mel power exceeds 6.55, i.e. on every loud track. Every such track then gets the same
 (saturated) embedding and the classifier drops to chance. Here the compression is computed in
 float32 (no overflow below 3.4e34 power).
+
+**Short clips** (2-3 s excerpts, short uploads): a clip shorter than one 3 s patch is looped up
+to one patch (:func:`patches`; musicnn's training "repeat-pad"), so it is one patch like any
+other.
+
+**Features of a track** (:func:`feature_row`, shared by the embedding node and the service): per
+3 s patch, the chosen outputs (``features``: ``embedding``, ``tags``, ``tags_logit``) of every
+network, side by side, and optionally a tag-name genre prior (:class:`FeatureSpec`); then either their mean over the patches
+(``pooling: mean``, one vector) or every patch kept (``pooling: patch``, ``p00_…`` … one block
+per patch, NaN where a track has fewer), for a head that learns from patches
+(:mod:`music_genre.transfer.head`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +52,16 @@ class EmbedParams:
     patch_hop: int = PATCH_FRAMES  # frames between patch starts; 187 = no overlap
     duration_s: float | None = 30.0  # analyse the first duration_s seconds (None = all)
     batch_size: int = 32
+
+    @property
+    def max_patches(self) -> int:
+        """Patches in ``duration_s`` of audio (10 for 30 s): the width of a ``pooling: patch``
+        row."""
+        if not self.duration_s:
+            raise ValueError("musicnn.embedding.duration_s is null: set it (e.g. 30.0) to keep "
+                             "every patch of a track (musicnn.pooling: patch)")
+        frames = 1 + int(round(self.duration_s * self.sample_rate)) // self.hop_length
+        return max(1, (frames - self.patch_frames) // self.patch_hop + 1)
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any] | None) -> EmbedParams:
@@ -125,3 +146,153 @@ def embed_file(
     out = embed_signal(model, load_16k(Path(path), params), params)
     out["seconds"] = np.float64(time.perf_counter() - t0)
     return out
+
+
+FEATURE_KINDS = ("embedding", "tags", "tags_logit")
+POOLINGS = ("mean", "patch")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a track's model input is made of; built from ``params:musicnn``.
+
+    ``features``: per network, the outputs used (side by side, networks in order); a network
+    may contribute none (it is there for the prior). ``prior``: per genre, the tags
+    (``(network, tag)``) whose mean probability is the genre's prior score, appended as the last
+    ``len(prior)`` columns of every patch vector (a genre without tags gets the mean of the
+    others' scores); :class:`music_genre.transfer.head.PatchAveragingClassifier` multiplies it
+    into the head's probabilities.
+    """
+
+    networks: tuple[str, ...] = ("MSD_musicnn",)  # the first is ``musicnn.weights``
+    features: tuple[tuple[str, ...], ...] = (("embedding",),)  # per network
+    pooling: str = "mean"  # mean: one vector per track | patch: every patch
+    prior: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    @classmethod
+    def from_dict(cls, musicnn: Mapping[str, Any] | None) -> FeatureSpec:
+        from music_genre.transfer.musicnn import TAGS
+
+        musicnn = dict(musicnn or {})
+        nets = (str(musicnn.get("weights", "MSD_musicnn")),
+                *(str(n) for n in musicnn.get("extra_networks") or ()))  # fmt: skip
+        if len(set(nets)) != len(nets):
+            raise ValueError(f"params:musicnn.extra_networks repeats a network: {list(nets)}")
+        unknown_nets = [n for n in nets if n not in TAGS]
+        if unknown_nets:
+            raise ValueError(f"params:musicnn: unknown network(s) {unknown_nets}; use "
+                             f"{list(TAGS)}")
+        raw = musicnn.get("features") or ["embedding"]
+        if isinstance(raw, Mapping):
+            stray = sorted(set(raw) - set(nets))
+            if stray:
+                raise ValueError(f"params:musicnn.features names {stray}, which are not "
+                                 "musicnn.weights or musicnn.extra_networks")
+            features = tuple(tuple(str(f) for f in raw.get(n) or ()) for n in nets)
+        else:
+            features = tuple(tuple(str(f) for f in raw) for _ in nets)
+        used = {f for fs in features for f in fs}
+        if used - set(FEATURE_KINDS) or not used:
+            raise ValueError(f"params:musicnn.features={raw}: use one or more of "
+                             f"{list(FEATURE_KINDS)} (a list, or one per network)")
+        pooling = str(musicnn.get("pooling", "mean"))
+        if pooling not in POOLINGS:
+            raise ValueError(f"params:musicnn.pooling={pooling!r}: use one of {list(POOLINGS)}")
+        prior = []
+        for genre, tags in (musicnn.get("genre_prior") or {}).items():
+            pairs = []
+            for item in tags or ():
+                net, _, tag = str(item).partition(":")
+                if net not in nets or tag not in TAGS[net]:
+                    raise ValueError(
+                        f"params:musicnn.genre_prior.{genre}: {item!r} is not '<network>:<tag>' "
+                        f"with a network of {list(nets)} and one of its tags")
+                pairs.append((net, tag))
+            prior.append((str(genre), tuple(pairs)))
+        if prior and not any(pairs for _, pairs in prior):
+            raise ValueError("params:musicnn.genre_prior names no tag at all")
+        return cls(nets, features, pooling, tuple(prior))
+
+    @property
+    def prior_genres(self) -> list[str]:
+        return [g for g, _ in self.prior]
+
+    def columns(self, dims: Mapping[str, int], max_patches: int) -> list[str]:
+        """Column names of a feature row (``dims``: embedding width per network)."""
+        names = []
+        for net, kinds in zip(self.networks, self.features, strict=True):
+            for kind in kinds:
+                width = dims[net] if kind == "embedding" else 50
+                names += [f"{net}.{kind}_{i:03d}" for i in range(width)]
+        names += [f"prior.{g}" for g in self.prior_genres]
+        if self.pooling == "mean":
+            return names
+        return [f"p{j:02d}.{n}" for j in range(max_patches) for n in names]
+
+
+def prior_scores(outputs: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                 spec: FeatureSpec) -> np.ndarray:
+    """(n_patches, genres) unnormalised prior: per genre the mean probability of its tags."""
+    from music_genre.transfer.musicnn import TAGS
+
+    cols: list[np.ndarray | None] = []
+    for _, pairs in spec.prior:
+        if not pairs:
+            cols.append(None)
+            continue
+        cols.append(np.mean([np.asarray(outputs[net][0], np.float64)[:, TAGS[net].index(tag)]
+                             for net, tag in pairs], axis=0))  # fmt: skip
+    known = np.mean([c for c in cols if c is not None], axis=0)
+    return np.stack([known if c is None else c for c in cols], axis=1).astype(np.float32)
+
+
+def patch_vectors(outputs: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                  spec: FeatureSpec) -> np.ndarray:
+    """(n_patches, D) float32: per patch, the features of each network side by side, then the
+    prior scores (:func:`prior_scores`) if ``spec.prior``.
+
+    ``outputs[net] = (tags (n, 50), embedding (n, d))``. ``tags_logit`` is log(p / (1 - p)) with
+    p clipped to [1e-4, 1 - 1e-4] (the sigmoid's input, unsaturated).
+    """
+    blocks = []
+    for net, kinds in zip(spec.networks, spec.features, strict=True):
+        tags, emb = outputs[net]
+        for kind in kinds:
+            if kind == "embedding":
+                blocks.append(np.asarray(emb, np.float32))
+            elif kind == "tags":
+                blocks.append(np.asarray(tags, np.float32))
+            else:
+                p = np.clip(np.asarray(tags, np.float64), 1e-4, 1 - 1e-4)
+                blocks.append(np.log(p / (1 - p)).astype(np.float32))
+    if spec.prior:
+        blocks.append(prior_scores(outputs, spec))
+    return np.hstack(blocks)
+
+
+def feature_row(vectors: np.ndarray, spec: FeatureSpec, max_patches: int) -> np.ndarray:
+    """A track's model input from its (n_patches, D) :func:`patch_vectors`: their mean (D,),
+    or (``pooling: patch``) the first ``max_patches`` patches side by side, NaN-padded."""
+    vectors = np.asarray(vectors, np.float32)
+    if spec.pooling == "mean":
+        return vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+    row = np.full((max_patches, vectors.shape[1]), np.nan, np.float32)
+    n = min(len(vectors), max_patches)
+    row[:n] = vectors[:n]
+    return row.reshape(-1)
+
+
+def network_outputs(network, x: np.ndarray, names: Sequence[str],
+                    batch_size: int = 32) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{net: (tags, embedding)}`` of patches ``x`` through ``network`` (one pretrained network,
+    outputs ``[tags, embedding]``, or :func:`music_genre.transfer.musicnn.combined_network` of
+    several: ``[tags_0, emb_0, tags_1, emb_1, ...]`` in ``names`` order)."""
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, len(x), batch_size):
+        out = network.predict_on_batch(x[start : start + batch_size])
+        chunks.append([np.asarray(o) for o in out])
+    arrays = [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+    if len(arrays) < 2 * len(names):
+        raise ValueError(f"the network has {len(arrays)} outputs; {list(names)} need "
+                         f"{2 * len(names)}: is musicnn_network exported with these networks?")
+    return {n: (arrays[2 * i], arrays[2 * i + 1]) for i, n in enumerate(names)}

@@ -99,7 +99,7 @@ def feature_model(musicnn):
 
 def track_entry(features_net, y_16k: np.ndarray, params: EmbedParams) -> dict[str, np.ndarray]:
     """Per-track MusiCNN outputs: mean ``embedding`` (200), mean ``tags`` (50), and per patch
-    ``patch_embedding`` (n, 200) and ``patch_pooled`` (n, 1506, float16, for fine-tuning)."""
+    ``patch_embedding`` (n, 200), ``patch_tags`` (n, 50) and ``patch_pooled`` (n, 1506, float16, for fine-tuning)."""
     x = musicnn_input(y_16k, params)
     tags, embs, pooled = [], [], []
     for start in range(0, len(x), params.batch_size):
@@ -112,6 +112,7 @@ def track_entry(features_net, y_16k: np.ndarray, params: EmbedParams) -> dict[st
         "embedding": embs.mean(axis=0, dtype=np.float64).astype(np.float32),
         "tags": tags.mean(axis=0, dtype=np.float64).astype(np.float32),
         "patch_embedding": embs.astype(np.float32),
+        "patch_tags": tags.astype(np.float32),
         "patch_pooled": pooled.astype(np.float16),
     }
 

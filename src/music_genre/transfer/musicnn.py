@@ -64,7 +64,11 @@ MTT_TAGS = [
     "weird", "country", "metal", "female voice", "choral",
 ]  # fmt: skip
 
-TAGS = {"MSD_musicnn": MSD_TAGS, "MTT_musicnn": MTT_TAGS}
+TAGS = {"MSD_musicnn": MSD_TAGS, "MTT_musicnn": MTT_TAGS, "MSD_vgg": MSD_TAGS, "MTT_vgg": MTT_TAGS}
+
+#: Width of each network's ``embedding`` output (musicnn: the penultimate dense layer; vgg:
+#: the flattened last pooling layer, musicnn's ``pool5`` feature, 2 time steps × 128 filters).
+EMBEDDING_DIMS = {"MSD_musicnn": 200, "MTT_musicnn": 200, "MSD_vgg": 256, "MTT_vgg": 256}
 
 #: Keras layer name -> TF1 variable scope in the checkpoint (creation order in models.py).
 CHECKPOINT_MAP = {
@@ -89,6 +93,14 @@ CHECKPOINT_MAP = {
     "penultimate_dense": "dense",
     "penultimate_bn": "batch_normalization_10",
     "logits": "dense_1",
+}
+
+#: The vgg models (musicnn/models.py ``vgg``, 128 filters): Keras layer -> TF1 scope.
+VGG_CHECKPOINT_MAP = {
+    "input_bn": "batch_normalization",
+    **{f"vgg{i}_conv": f"{i}CNN" for i in range(1, 6)},
+    **{f"vgg{i}_bn": f"batch_normalization_{i}" for i in range(1, 6)},
+    "logits": "dense",
 }
 
 _BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default
@@ -166,13 +178,51 @@ def build_musicnn(
     return keras.Model(x_in, [tags, embedding], name=name)
 
 
-def load_checkpoint_weights(model: keras.Model, prefix: str) -> keras.Model:
+#: (pool size, strides) of the five max-pooling layers (time, frequency), read from each
+#: checkpoint's ``.meta`` graph. MTT_vgg is ``models.py:vgg`` as published; the shipped MSD_vgg
+#: graph pools differently from that code (4×1/4×1, then 1×4/1×4), to the same 2×1×128 output.
+VGG_POOLS = {
+    "MTT_vgg": (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)),
+                ((4, 4), (4, 4))),
+    "MSD_vgg": (((4, 1), (4, 1)), ((1, 4), (1, 4)), ((2, 2), (2, 2)), ((2, 2), (2, 2)),
+                ((4, 4), (4, 4))),
+}  # fmt: skip
+
+
+def build_vgg(
+    pools=VGG_POOLS["MTT_vgg"], n_mels: int = N_MELS, n_frames: int = N_FRAMES,
+    num_classes: int = 50, num_filters: int = 128, name: str = "vgg",
+) -> keras.Model:
+    """musicnn's VGG-like baseline (``models.py:vgg``): five 3×3 conv blocks (ReLU, BN, max
+    pooling ``pools``, "valid"), flatten → the 256-d ``embedding`` (musicnn's ``pool5`` feature),
+    Dropout .5, Dense 50, sigmoid. Fixed input length: the dense layer sees the flattened time
+    axis, so patches must be exactly ``n_frames`` (187) long."""
+    x_in = keras.Input(shape=(n_frames, n_mels), name="logmel", dtype="float32")
+    x = layers.Reshape((n_frames, n_mels, 1), name="expand")(x_in)
+    x = _bn("input_bn")(x)
+    pools, strides = zip(*pools, strict=True)
+    for i, (pool, stride) in enumerate(zip(pools, strides, strict=True), start=1):
+        x = layers.Conv2D(num_filters, (3, 3), padding="same", activation="relu",
+                          name=f"vgg{i}_conv")(x)  # fmt: skip
+        x = _bn(f"vgg{i}_bn")(x)
+        x = layers.MaxPooling2D(pool, strides=stride, padding="valid", name=f"vgg{i}_pool")(x)
+    flat = layers.Flatten(name="pool5_flat")(x)
+    out = layers.Dropout(0.5, name="pool5_dropout")(flat)
+    logits = layers.Dense(num_classes, name="logits")(out)
+    tags = layers.Activation("sigmoid", name="tags")(logits)
+    embedding = layers.Identity(name="embedding")(flat)
+    return keras.Model(x_in, [tags, embedding], name=name)
+
+
+def load_checkpoint_weights(
+    model: keras.Model, prefix: str, mapping: dict[str, str] | None = None
+) -> keras.Model:
     """Copy the TF1 checkpoint variables at ``prefix`` into ``model`` (shapes checked)."""
     import tensorflow as tf
 
     reader = tf.compat.v1.train.NewCheckpointReader(prefix)
     shapes = reader.get_variable_to_shape_map()
-    for layer_name, scope in CHECKPOINT_MAP.items():
+    for layer_name, scope in (mapping or CHECKPOINT_MAP).items():
         layer = model.get_layer(layer_name)
         if isinstance(layer, layers.BatchNormalization):
             names = ["gamma", "beta", "moving_mean", "moving_variance"]
@@ -200,10 +250,27 @@ def load_musicnn(
     cache_dir: str | os.PathLike | None = None,
     index_url: str | None = None,
 ) -> keras.Model:
-    """The pretrained MusiCNN as a Keras model: (B, T, 96) -> ``[tags (B, 50), embedding (B, 200)]``.
+    """A pretrained network of the musicnn wheel as a Keras model: (B, T, 96) patches ->
+    ``[tags (B, 50), embedding (B, EMBEDDING_DIMS[model])]`` (vgg: T = 187 only).
 
     Fetches the weights on first use (see :mod:`music_genre.transfer.weights`).
     """
     prefix = checkpoint_prefix(model, cache=cache_dir, index_url=index_url)
+    if model.endswith("_vgg"):
+        net = build_vgg(VGG_POOLS[model], name=model.lower())
+        return load_checkpoint_weights(net, prefix, VGG_CHECKPOINT_MAP)
     net = build_musicnn(name=model.lower())
     return load_checkpoint_weights(net, prefix)
+
+
+def combined_network(networks: list[keras.Model], name: str = "musicnn_networks") -> keras.Model:
+    """Several pretrained networks behind one input: (B, T, 96) -> ``[tags_0, emb_0, tags_1,
+    emb_1, ...]``. One ``.keras`` artifact for the service; one network is returned as it is."""
+    if len(networks) == 1:
+        return networks[0]
+    x_in = keras.Input(shape=(None, N_MELS), name="logmel", dtype="float32")
+    outputs = []
+    for net in networks:
+        fixed = net.inputs[0].shape[1]
+        outputs += list(net(x_in if fixed is None else layers.Reshape((fixed, N_MELS))(x_in)))
+    return keras.Model(x_in, outputs, name=name)

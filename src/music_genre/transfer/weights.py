@@ -30,7 +30,7 @@ WHEEL_NAME = f"musicnn-{MUSICNN_VERSION}-py3-none-any.whl"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
 #: Checkpoints we extract. The TF1 files are literally named ``.index``/``.data-00000-of-00001``
 #: (empty prefix), so the checkpoint prefix is the folder path with a trailing separator.
-MODELS = ("MSD_musicnn", "MTT_musicnn")
+MODELS = ("MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg")
 CHECKPOINT_FILES = (".index", ".data-00000-of-00001", ".meta", "config.json")
 _LICENCE = "musicnn-0.1.0.dist-info/LICENSE.md"
 _DONE = ".extracted"

@@ -19,7 +19,15 @@ from tqdm.auto import tqdm
 from music_genre.audio import AudioError
 from music_genre.datasets import TrackCache
 from music_genre.transfer import weights
-from music_genre.transfer.embed import EmbedParams, load_16k
+from music_genre.transfer.embed import (
+    EmbedParams,
+    FeatureSpec,
+    feature_row,
+    load_16k,
+    musicnn_input,
+    network_outputs,
+    patch_vectors,
+)
 
 # The width of MusiCNN's embedding (music_genre.transfer.musicnn.EMBEDDING_DIM, checked when the
 # network is loaded). Not imported from there: that module imports Keras, and this one is imported
@@ -30,7 +38,7 @@ EMBEDDING_DIM = 200
 logger = logging.getLogger(__name__)
 
 #: Bump when the embedding computation changes in a way the parameters do not capture.
-EMBED_CODE_VERSION = 1
+EMBED_CODE_VERSION = 2  # 2: per-patch tags, extra networks
 EMBEDDING_COLUMNS = [f"emb_{i:03d}" for i in range(EMBEDDING_DIM)]
 
 
@@ -41,25 +49,32 @@ def cache_key(path: str, musicnn: dict[str, Any]) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    recipe = {"embedding": params.__dict__, "weights": musicnn.get("weights", "MSD_musicnn"),
+    recipe = {"embedding": params.__dict__, "networks": list(FeatureSpec.from_dict(musicnn).networks),
               "wheel_sha256": weights.WHEEL_SHA256, "code": EMBED_CODE_VERSION}  # fmt: skip
     recipe["embedding"] = {k: v for k, v in recipe["embedding"].items() if k != "batch_size"}
     digest.update(json.dumps(recipe, sort_keys=True).encode())
     return digest.hexdigest()[:20]
 
 
-def load_network(musicnn: dict[str, Any]):
-    """The pretrained network named in ``params:musicnn`` (weights fetched on first use)."""
+def load_network(musicnn: dict[str, Any], name: str | None = None):
+    """The pretrained network ``name`` (default ``params:musicnn.weights``; weights fetched on
+    first use)."""
     from music_genre.transfer import musicnn as net
+    from music_genre.transfer.musicnn import load_musicnn
 
     if net.EMBEDDING_DIM != EMBEDDING_DIM:  # the constant repeated above
         raise RuntimeError(f"transfer nodes: EMBEDDING_DIM {EMBEDDING_DIM} != the network's "
                            f"{net.EMBEDDING_DIM}")
-    return net.load_musicnn(
-        musicnn.get("weights", "MSD_musicnn"),
+
+    return load_musicnn(
+        name or musicnn.get("weights", "MSD_musicnn"),
         cache_dir=musicnn.get("cache_dir"),
         index_url=musicnn.get("index_url"),
     )
+
+
+def _extra_key(net: str, what: str) -> str:
+    return f"{net}__{what}"
 
 
 def embed_tracks(
@@ -77,6 +92,7 @@ def embed_tracks(
     from music_genre.transfer.finetune import feature_model, track_entry
 
     params = EmbedParams.from_dict(musicnn.get("embedding"))
+    extra_names = FeatureSpec.from_dict(musicnn).networks[1:]
     usable = manifest[manifest["status"].astype(str) == "ok"]
     paths = usable["path"].astype(str).to_numpy()
     keys = [cache_key(p, musicnn) for p in paths]
@@ -86,11 +102,19 @@ def embed_tracks(
     new_entries: dict[str, dict[str, Any]] = {}
     if todo:
         net = feature_model(load_network(musicnn))
+        extras = {name: load_network(musicnn, name) for name in extra_names}
         start = time.perf_counter()
         for key, path in tqdm(todo, desc="embed (MusiCNN)", unit="track",
                               disable=not execution.get("progress", True)):  # fmt: skip
             try:
-                entry = track_entry(net, load_16k(path, params), params)
+                y = load_16k(path, params)
+                entry = track_entry(net, y, params)
+                if extras:
+                    x = musicnn_input(y, params)
+                    for name, extra in extras.items():
+                        tags, emb = network_outputs(extra, x, [name], params.batch_size)[name]
+                        entry[_extra_key(name, "patch_tags")] = tags.astype(np.float32)
+                        entry[_extra_key(name, "patch_embedding")] = emb.astype(np.float32)
                 entry.update(status=np.array("ok"), reason=np.array(""))
             except (AudioError, ValueError) as exc:
                 entry = {"status": np.array("excluded"), "reason": np.array(f"{path}: {exc}")}
@@ -103,17 +127,63 @@ def embed_tracks(
     return new_entries, keys_table
 
 
-def assemble_embeddings(
-    manifest: pd.DataFrame, keys: pd.DataFrame, cache: TrackCache, musicnn: dict[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The embedding table (``track_id``, ``genre``, ``emb_000`` … ``emb_199``): the model input,
-    and the mean tag table (``track_id``, ``genre``, one column per tag) for reports."""
-    from music_genre.transfer.musicnn import TAGS
+def patch_outputs(entry: dict[str, Any], spec: FeatureSpec) -> dict[str, tuple[Any, Any]]:
+    """``{network: (patch tags, patch embeddings)}`` of one cache entry."""
+    out = {spec.networks[0]: (entry["patch_tags"], entry["patch_embedding"])}
+    for name in spec.networks[1:]:
+        out[name] = (entry[_extra_key(name, "patch_tags")],
+                     entry[_extra_key(name, "patch_embedding")])  # fmt: skip
+    return out
 
-    tag_names = TAGS[musicnn.get("weights", "MSD_musicnn")]
+
+def check_head(musicnn: dict[str, Any], transfer: dict[str, Any], genres: list[str]) -> None:
+    """The head and the feature layout must agree (``musicnn.pooling`` vs ``transfer.n_patches``,
+    ``musicnn.genre_prior`` vs ``transfer.genre_prior`` and ``params:genres``)."""
+    spec = FeatureSpec.from_dict(musicnn)
+    columns = int((transfer.get("genre_prior") or {}).get("columns") or 0)
+    if spec.prior:
+        if spec.prior_genres != list(genres):
+            raise ValueError(f"params:musicnn.genre_prior lists {spec.prior_genres}; it must list "
+                             f"params:genres in that order: {list(genres)}")
+        if spec.pooling != "patch" or columns != len(spec.prior):
+            raise ValueError(
+                f"params:musicnn.genre_prior needs musicnn.pooling: patch and "
+                f"transfer.genre_prior.columns: {len(spec.prior)} (got pooling={spec.pooling!r}, "
+                f"columns={columns})")
+    elif columns:
+        raise ValueError(f"params:transfer.genre_prior.columns={columns} but "
+                         "params:musicnn.genre_prior is empty; set columns: 0")
+    n = transfer.get("n_patches")
+    if spec.pooling == "patch":
+        expected = EmbedParams.from_dict(musicnn.get("embedding")).max_patches
+        if transfer.get("kind") != "logistic_regression" or n != expected:
+            raise ValueError(
+                f"params:musicnn.pooling is 'patch' ({expected} patches per track): the head must "
+                f"be params:transfer.kind=logistic_regression with transfer.n_patches={expected} "
+                f"(got kind={transfer.get('kind')!r}, n_patches={n!r}); or set pooling: mean")
+    elif n:
+        raise ValueError(f"params:transfer.n_patches={n} needs params:musicnn.pooling: patch "
+                         "(it is 'mean'); set transfer.n_patches: null")
+
+
+def assemble_embeddings(
+    manifest: pd.DataFrame, keys: pd.DataFrame, cache: TrackCache, musicnn: dict[str, Any],
+    transfer: dict[str, Any], genres: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per track: the mean embedding table (``track_id``, ``genre``, ``emb_000`` … ``emb_199``),
+    the mean tag table (one column per tag, for reports), and the model input
+    (``musicnn_features``: :func:`music_genre.transfer.embed.feature_row` of the cached patches,
+    the very function the service calls)."""
+    check_head(musicnn, transfer, genres)
+    spec = FeatureSpec.from_dict(musicnn)
+    max_patches = EmbedParams.from_dict(musicnn.get("embedding")).max_patches \
+        if spec.pooling == "patch" else 1
+    from music_genre.transfer.musicnn import EMBEDDING_DIMS, TAGS
+
+    tag_names = TAGS[spec.networks[0]]
     genre_of = dict(zip(manifest["track_id"].astype(str), manifest["genre"].astype(str),
                         strict=False))  # fmt: skip
-    ids, genres, embs, tags, excluded = [], [], [], [], []
+    ids, genres, embs, tags, rows, excluded = [], [], [], [], [], []
     for track_id, key in zip(keys["track_id"].astype(str), keys["cache_key"].astype(str),
                              strict=True):  # fmt: skip
         entry = cache[key]
@@ -124,6 +194,8 @@ def assemble_embeddings(
         genres.append(genre_of[track_id])
         embs.append(entry["embedding"])
         tags.append(entry["tags"])
+        rows.append(feature_row(patch_vectors(patch_outputs(entry, spec), spec), spec,
+                                max_patches))  # fmt: skip
     if excluded:
         logger.warning("%d track(s) without an embedding:\n  - %s", len(excluded),
                        "\n  - ".join(excluded))  # fmt: skip
@@ -138,9 +210,14 @@ def assemble_embeddings(
     )
     if not np.isfinite(embeddings[EMBEDDING_COLUMNS].to_numpy()).all():
         raise ValueError("non-finite MusiCNN embeddings: the input compression overflowed")
-    return embeddings, tag_table
+    columns = spec.columns(EMBEDDING_DIMS, max_patches)
+    features = pd.concat([head, pd.DataFrame(np.stack(rows), columns=columns)], axis=1)
+    return embeddings, tag_table, features
 
 
 def export_network(musicnn: dict[str, Any]):
-    """The pretrained MusiCNN as a ``.keras`` artifact: what the API embeds with."""
-    return load_network(musicnn)
+    """The pretrained network(s) as one ``.keras`` artifact: what the API embeds with (several
+    networks: :func:`music_genre.transfer.musicnn.combined_network`)."""
+    from music_genre.transfer.musicnn import combined_network
+
+    return combined_network([load_network(musicnn, n) for n in FeatureSpec.from_dict(musicnn).networks])

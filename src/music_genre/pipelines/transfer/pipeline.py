@@ -1,5 +1,6 @@
-"""``kedro run --pipeline transfer``: MusiCNN embeddings (cached) → the shared train/evaluate
-template under the ``transfer`` namespace (datasets ``transfer.model``, ``transfer.metrics``...).
+"""``kedro run --pipeline transfer``: MusiCNN patch outputs (cached) → the model input
+``musicnn_features`` (params:musicnn.features / pooling) → the shared train/evaluate template
+under the ``transfer`` namespace (datasets ``transfer.model``, ``transfer.metrics``...).
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -14,8 +15,10 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(embed_tracks, ["manifest", "musicnn_cache_previous", "params:musicnn",
                             "params:execution"],
              ["musicnn_cache", "musicnn_keys"], name="embed_tracks_musicnn"),
-        Node(assemble_embeddings, ["manifest", "musicnn_keys", "musicnn_cache", "params:musicnn"],
-             ["musicnn_embeddings", "musicnn_tags"], name="assemble_musicnn_embeddings"),
+        Node(assemble_embeddings, ["manifest", "musicnn_keys", "musicnn_cache", "params:musicnn",
+                                   "params:transfer", "params:genres"],
+             ["musicnn_embeddings", "musicnn_tags", "musicnn_features"],
+             name="assemble_musicnn_embeddings"),
         Node(export_network, "params:musicnn", "musicnn_network", name="export_musicnn_network"),
     ])  # fmt: skip
-    return embedding + model_pipeline("transfer", "musicnn_embeddings")
+    return embedding + model_pipeline("transfer", "musicnn_features")

@@ -1,0 +1,573 @@
+"""Does the ``transfer`` model generalise to other artists? Every variant, three measurements.
+
+    python benchmarks/transfer_generalise.py                       # the full table (~15 min)
+    python benchmarks/transfer_generalise.py --variants "today: msd.emb mean lr1,DEFAULT: conf/base/parameters_transfer.yml"
+    python benchmarks/transfer_generalise.py --repeats 1 --excerpt-views 4 --variants "..."
+
+Trains only on the 100-track sample (``../shared/data/gtzan_mini``) and scores every variant on
+* the 381 **other-artist excerpts** (``../shared/data/gtzan_clips_other_artists``, 2.0-3.0 s,
+  median 2.47 s; never trained on): each is one 3 s MusiCNN patch, looped to 187 frames when
+  shorter (:func:`music_genre.transfer.embed.patches`, musicnn's own "repeat-pad"; the service
+  does the same with a short upload);
+* **grouped CV** on the sample: stratified group 5-fold, groups = contiguous id blocks of 5 per
+  genre (the artist proxy of ``conf/base/parameters_evaluate_cv.yml``), 5 repeats;
+* **stratified CV** on the sample (5-fold × 5 repeats; the same artist on both sides: optimistic).
+CV accuracy is pooled over repeats, the 95 % Wilson interval counts each of the 100 tracks once.
+(No "16 kHz copies" column: every variant analyses audio resampled to 16 kHz already, so a
+16 kHz copy of a test track gives it the same input up to the resampler.)
+
+Features: per 3 s patch, the outputs of the four pretrained networks of the musicnn wheel
+(``MSD_musicnn``, ``MTT_musicnn`` 200-d embedding; ``MSD_vgg``, ``MTT_vgg`` 256-d pool5; each with
+its 50 tag probabilities; ``.pool``/``.p4``/``.p3``: deeper layers), computed once and cached in
+``.cache/transfer_bench/``. A variant names its features (``msd.emb+msd.logit``: side by side;
+``msd.emb|msdvgg.emb``: one head each, probabilities geometric-averaged), how a track is
+summarised (``mean`` of its patch features = the model before issue 19; ``patch``: the head
+learns from every patch and a track's probability is the mean of its patches'), the head
+(``lr<C>`` logistic regression, ``lda`` shrinkage LDA, ``mlp``), ``+prior`` (the tag-name genre
+prior of the conf multiplied in) and training copies (``+pitch`` ±2 semitones, ``+loopcrop``
+2-3 s crops looped as the excerpts are). ``DEFAULT`` is the shipped model, built by the
+pipeline's own functions from ``conf/base/parameters_transfer.yml``. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import os
+
+# hundreds of small fits: one BLAS thread each is ~50x faster than threads fighting over cores
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+CACHE = ROOT / ".cache" / "transfer_bench"
+NETS = {"msd": "MSD_musicnn", "mtt": "MTT_musicnn", "msdvgg": "MSD_vgg", "mttvgg": "MTT_vgg"}
+
+
+def audio_files(root: Path) -> list[Path]:
+    base = root / "genres_original" if (root / "genres_original").is_dir() else root
+    return sorted(p for p in base.glob("*/*.*") if p.suffix.lower() in (".wav", ".au"))
+
+
+def log_mels(files: list[Path], tag: str) -> list[np.ndarray]:
+    """16 kHz log-mel spectrograms of the first 30 s (the embedding recipe), cached."""
+    from music_genre.transfer.embed import EmbedParams, load_16k, log_mel
+
+    path = CACHE / f"mel_{tag}.npz"
+    if path.is_file():
+        data = np.load(path)
+        return [data[f"m{i}"] for i in range(len(files))]
+    params = EmbedParams()
+    out = []
+    for f in files:
+        y = load_16k(f, params)[: int(params.duration_s * params.sample_rate)]
+        out.append(log_mel(y, params))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{f"m{i}": m for i, m in enumerate(out)})
+    return out
+
+
+AUGMENTATIONS = ("pitch-2", "pitch+2")
+
+
+def loop_crops(spec: np.ndarray, rng: np.random.Generator, lo_s: float = 2.0, hi_s: float = 3.0,
+               patch: int = 187, frame_s: float = 256 / 16000) -> np.ndarray:
+    """The training track as the excerpts look: at each patch start a crop of 2-3 s (uniform),
+    looped up to a whole patch like a short clip (``embed.patches``), patches end to end."""
+    from music_genre.transfer.embed import EmbedParams, patches
+
+    out = []
+    for start in range(0, spec.shape[0] - patch + 1, patch):
+        n = int(round(rng.uniform(lo_s, hi_s) / frame_s))
+        out.append(patches(spec[start : start + min(n, patch)], EmbedParams())[0])
+    return np.concatenate(out)
+
+
+def augmented_mels(files: list[Path], aug: str) -> list[np.ndarray]:
+    """Log-mels of the training tracks after ``aug`` (``pitch±n``: librosa pitch shift by n
+    semitones, tempo kept), cached like :func:`log_mels`."""
+    import librosa
+
+    from music_genre.transfer.embed import EmbedParams, load_16k, log_mel
+
+    if aug == "loopcrop":
+        rng = np.random.default_rng(0)
+        return [loop_crops(m, rng) for m in log_mels(files, "mini")]
+    path = CACHE / f"mel_mini_{aug}.npz"
+    if path.is_file():
+        data = np.load(path)
+        return [data[f"m{i}"] for i in range(len(files))]
+    params = EmbedParams()
+    out = []
+    for f in files:
+        y = load_16k(f, params)[: int(params.duration_s * params.sample_rate)]
+        if aug.startswith("pitch"):
+            y = librosa.effects.pitch_shift(y, sr=params.sample_rate, n_steps=float(aug[5:]))
+        else:
+            raise ValueError(f"unknown augmentation {aug!r}")
+        out.append(log_mel(y.astype(np.float32), params))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{f"m{i}": m for i, m in enumerate(out)})
+    return out
+
+
+def rolled_views(spec: np.ndarray, views: int, patch: int = 187) -> np.ndarray:
+    """A clip shorter than a patch as ``views`` patches: looped from ``views`` evenly spaced
+    starting points (the loop's seam moves), end to end; longer clips are left as they are."""
+    from music_genre.transfer.embed import EmbedParams, patches
+
+    if views <= 1 or spec.shape[0] >= patch:
+        return spec
+    step = spec.shape[0] / views
+    return np.concatenate([patches(np.roll(spec, -int(k * step), axis=0), EmbedParams())[0]
+                           for k in range(views)])  # fmt: skip
+
+
+def patch_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, list[np.ndarray]]:
+    """Per file: (n_patches, 50) tags and (n_patches, d) embeddings of one network, cached."""
+    from music_genre.transfer.embed import EmbedParams, patches, run_patches
+    from music_genre.transfer.musicnn import load_musicnn
+
+    path = CACHE / f"{net_name}_{tag}.npz"
+    if path.is_file():
+        data = np.load(path)
+        n = len(mels)
+        return {"tags": [data[f"t{i}"] for i in range(n)], "emb": [data[f"e{i}"] for i in range(n)]}
+    net = load_musicnn(net_name)
+    params = EmbedParams()
+    x = [patches(m, params) for m in mels]
+    counts = [len(p) for p in x]
+    tags, emb = run_patches(net, np.concatenate(x), 64)
+    bounds = np.cumsum([0, *counts])
+    out = {"tags": [tags[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+           "emb": [emb[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]}  # fmt: skip
+    np.savez(path, **{f"t{i}": t for i, t in enumerate(out["tags"])},
+             **{f"e{i}": e for i, e in enumerate(out["emb"])})  # fmt: skip
+    return out
+
+
+#: deeper layers, as more features: musicnn's pooled back-end input (max & mean over time of the
+#: 753 mid-end channels, 1506) and the vgg's 4th/3rd block, max & mean over time and frequency
+DEEP = {"MSD_musicnn": {"pool": "pool_flat"}, "MSD_vgg": {"p4": "vgg4_pool", "p3": "vgg3_pool"}}
+
+
+def deep_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, list[np.ndarray]]:
+    """Per file and deeper layer of :data:`DEEP`: (n_patches, d) features, cached."""
+    import keras
+
+    from music_genre.transfer.embed import EmbedParams, patches
+    from music_genre.transfer.musicnn import load_musicnn
+
+    layers_ = DEEP[net_name]
+    path = CACHE / f"{net_name}_deep_{tag}.npz"
+    if path.is_file():
+        data = np.load(path)
+        return {k: [data[f"{k}{i}"] for i in range(len(mels))] for k in layers_}
+    net = load_musicnn(net_name)
+    model = keras.Model(net.inputs, [net.get_layer(n).output for n in layers_.values()])
+    params = EmbedParams()
+    x = [patches(m, params) for m in mels]
+    counts = [len(p) for p in x]
+    X = np.concatenate(x)
+    outs = [[] for _ in layers_]
+    for start in range(0, len(X), 64):
+        res = model.predict_on_batch(X[start : start + 64])
+        res = res if isinstance(res, list | tuple) else [res]
+        for j, r in enumerate(res):
+            r = np.asarray(r)
+            if r.ndim == 4:  # (B, T, F, C): max and mean over time and frequency
+                r = np.concatenate([r.max(axis=(1, 2)), r.mean(axis=(1, 2))], axis=1)
+            outs[j].append(r.astype(np.float32))
+    bounds = np.cumsum([0, *counts])
+    out = {}
+    for j, k in enumerate(layers_):
+        full = np.concatenate(outs[j])
+        out[k] = [full[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    np.savez(path, **{f"{k}{i}": v for k in out for i, v in enumerate(out[k])})
+    return out
+
+
+@dataclass
+class Data:
+    genres: list[str]
+    y: np.ndarray  # (100,) train labels
+    ids: np.ndarray  # track ids "blues.00000"
+    y_ex: np.ndarray  # (381,)
+    feats: dict[str, list[np.ndarray]]  # "msd.emb" -> per track (n_patches, d)
+    feats_ex: dict[str, list[np.ndarray]]
+    feats_aug: dict[str, dict[str, list[np.ndarray]]]  # augmentation -> like feats
+
+
+def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = False,
+              aug_nets=None, views: int = 1) -> Data:
+    files, ex_files = audio_files(mini), audio_files(excerpts)
+    if not files or not ex_files:
+        sys.exit(f"no audio under {mini} or {excerpts}")
+    mels, mels_ex = log_mels(files, "mini"), log_mels(ex_files, "excerpts")
+    ex_tag = "excerpts"
+    if views > 1:
+        mels_ex = [rolled_views(m, views) for m in mels_ex]
+        ex_tag = f"excerpts_views{views}"
+    feats, feats_ex = {}, {}
+    for short, name in nets.items():
+        t0 = time.perf_counter()
+        a, b = patch_outputs(name, mels, "mini"), patch_outputs(name, mels_ex, ex_tag)
+        for kind in ("tags", "emb"):
+            feats[f"{short}.{kind}"], feats_ex[f"{short}.{kind}"] = a[kind], b[kind]
+        if deep and name in DEEP:
+            a, b = deep_outputs(name, mels, "mini"), deep_outputs(name, mels_ex, ex_tag)
+            for kind in a:
+                feats[f"{short}.{kind}"], feats_ex[f"{short}.{kind}"] = a[kind], b[kind]
+        print(f"# {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    feats_aug = {}
+    for aug in augment:
+        mels_aug = augmented_mels(files, aug)
+        feats_aug[aug] = {}
+        for short, name in nets.items():
+            if aug_nets is not None and short not in aug_nets:
+                continue
+            a = patch_outputs(name, mels_aug, f"mini_{aug}")
+            for kind in ("tags", "emb"):
+                feats_aug[aug][f"{short}.{kind}"] = a[kind]
+        print(f"# augmentation {aug} ready", file=sys.stderr, flush=True)
+    genres = sorted({f.parent.name for f in files})
+    return Data(genres, np.array([f.parent.name for f in files]),
+                np.array([f.stem for f in files]), np.array([f.parent.name for f in ex_files]),
+                feats, feats_ex, feats_aug)  # fmt: skip
+
+
+
+# --- the name-based prior of conf/base/parameters_transfer.yml (musicnn.genre_prior) ----------
+def conf_params() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "conf" / "base" / "parameters_transfer.yml").read_text())
+
+
+PRIOR_TAGS = {g: [t.replace("MSD_musicnn:", "msd:").replace("MTT_musicnn:", "mtt:") for t in tags]
+              for g, tags in conf_params()["musicnn"]["genre_prior"].items()}  # fmt: skip
+
+
+def name_prior(msd_tags: np.ndarray, mtt_tags: np.ndarray, genres: list[str]) -> np.ndarray:
+    """(n, genres) prior: per genre the mean probability of its tags; genres without a tag
+    (reggae) get the mean of the others; rows normalised."""
+    from music_genre.transfer.musicnn import MSD_TAGS, MTT_TAGS
+
+    cols = []
+    for g in genres:
+        idx = [(msd_tags if t.startswith("msd:") else mtt_tags)[:, (MSD_TAGS if t.startswith("msd:")
+               else MTT_TAGS).index(t.split(":", 1)[1])] for t in PRIOR_TAGS.get(g, [])]  # fmt: skip
+        cols.append(np.mean(idx, axis=0) if idx else None)
+    known = np.mean([c for c in cols if c is not None], axis=0)
+    p = np.stack([known if c is None else c for c in cols], axis=1) + 1e-3
+    return p / p.sum(axis=1, keepdims=True)
+
+
+# --- variants -------------------------------------------------------------------------------
+def feature(d_feats: dict[str, list[np.ndarray]], spec: str) -> list[np.ndarray]:
+    """Per file (n_patches, D): the named feature blocks side by side (``msd.emb+msd.logit``);
+    ``x.tags`` are the tag probabilities, ``x.logit`` the same tags as log-odds."""
+    out = None
+    for part in spec.split("+"):
+        net, kind = part.split(".")
+        blocks = d_feats[f"{net}.{'tags' if kind == 'logit' else kind}"]
+        if kind == "logit":
+            blocks = [np.log(np.clip(b, 1e-4, 1 - 1e-4) / (1 - np.clip(b, 1e-4, 1 - 1e-4)))
+                      for b in blocks]  # fmt: skip
+        out = blocks if out is None else [np.hstack([a, b]) for a, b in zip(out, blocks, strict=True)]
+    return [np.asarray(b, np.float64) for b in out]
+
+
+def make_head(head: str, seed: int = 0):
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if head.startswith("lr"):
+        c = float(head[2:] or 1.0)
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
+    if head == "lda":
+        return make_pipeline(StandardScaler(),
+                             LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
+    if head == "mlp":
+        return make_pipeline(StandardScaler(), MLPClassifier(
+            (64,), alpha=1.0, max_iter=300, early_stopping=False, random_state=seed))
+    raise ValueError(f"unknown head {head!r}")
+
+
+CONF = "DEFAULT: conf/base/parameters_transfer.yml"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    features: str  # "msd.emb+msd.logit"
+    level: str = "mean"  # mean: one row per track (mean over patches) | patch: every patch
+    head: str = "lr1"
+    prior: float = 0.0  # exponent of the name-based prior multiplied in (0: none)
+    augment: tuple[str, ...] = ()  # + these copies of the training tracks (AUGMENTATIONS)
+
+
+VARIANTS = {v.name: v for v in [
+    Variant("today: msd.emb mean lr1", "msd.emb"),
+    Variant("msd.tags mean lr1", "msd.tags"),
+    Variant("msd.logit mean lr1", "msd.logit"),
+    Variant("msd.emb+logit mean lr1", "msd.emb+msd.logit"),
+    Variant("msd.emb patch lr1", "msd.emb", "patch"),
+    Variant("msd.emb patch lr0.1", "msd.emb", "patch", "lr0.1"),
+    Variant("msd.emb patch lr0.01", "msd.emb", "patch", "lr0.01"),
+    Variant("msd.logit patch lr0.1", "msd.logit", "patch", "lr0.1"),
+    Variant("msd.emb+logit patch lr0.1", "msd.emb+msd.logit", "patch", "lr0.1"),
+    Variant("mtt.emb patch lr0.1", "mtt.emb", "patch", "lr0.1"),
+    Variant("msdvgg.emb patch lr0.1", "msdvgg.emb", "patch", "lr0.1"),
+    Variant("mttvgg.emb patch lr0.1", "mttvgg.emb", "patch", "lr0.1"),
+    Variant("msd+mtt.emb patch lr0.1", "msd.emb+mtt.emb", "patch", "lr0.1"),
+    Variant("msd+mtt.emb+logit patch lr0.1", "msd.emb+msd.logit+mtt.emb+mtt.logit", "patch",
+            "lr0.1"),
+    Variant("all4.emb+logit patch lr0.1", "msd.emb+msd.logit+mtt.emb+mtt.logit+msdvgg.emb+"
+            "msdvgg.logit+mttvgg.emb+mttvgg.logit", "patch", "lr0.1"),
+    Variant("msd.emb patch lda", "msd.emb", "patch", "lda"),
+    Variant("msd.emb patch mlp", "msd.emb", "patch", "mlp"),
+    Variant("msd.emb patch lr0.1 +prior", "msd.emb", "patch", "lr0.1", 1.0),
+    Variant("msd.emb patch lr0.1 +prior0.5", "msd.emb", "patch", "lr0.1", 0.5),
+    Variant("msd.emb patch lr0.1 +prior2", "msd.emb", "patch", "lr0.1", 2.0),
+    Variant("msd.emb+logit patch lr0.01", "msd.emb+msd.logit", "patch", "lr0.01"),
+    Variant("msd+mtt.logit patch lr0.1", "msd.logit+mtt.logit", "patch", "lr0.1"),
+    Variant("msd+mtt.emb+logit patch lda", "msd.emb+msd.logit+mtt.emb+mtt.logit", "patch", "lda"),
+    Variant("msd+mtt.emb+logit patch lr0.1 +prior", "msd.emb+msd.logit+mtt.emb+mtt.logit",
+            "patch", "lr0.1", 1.0),
+    Variant("msd.emb patch lr0.1 +pitch", "msd.emb", "patch", "lr0.1",
+            augment=AUGMENTATIONS),
+    Variant("msd+mtt.emb+logit patch lr0.1 +pitch", "msd.emb+msd.logit+mtt.emb+mtt.logit",
+            "patch", "lr0.1", augment=AUGMENTATIONS),
+    Variant("msd+msdvgg.emb patch lr0.1", "msd.emb+msdvgg.emb", "patch", "lr0.1"),
+    Variant("msd+msdvgg.emb+logit patch lr0.1", "msd.emb+msd.logit+msdvgg.emb+msdvgg.logit",
+            "patch", "lr0.1"),
+    Variant("msdvgg.emb patch lr0.1 +prior", "msdvgg.emb", "patch", "lr0.1", 1.0),
+    Variant("msd+msdvgg.emb patch lr0.1 +prior", "msd.emb+msdvgg.emb", "patch", "lr0.1", 1.0),
+    Variant("msd|msdvgg.emb patch lr0.1", "msd.emb|msdvgg.emb", "patch", "lr0.1"),
+    Variant("msd|msdvgg.emb patch lr0.1 +prior", "msd.emb|msdvgg.emb", "patch", "lr0.1", 1.0),
+    Variant("msd|msdvgg|mtt|mttvgg patch lr0.1", "msd.emb|msdvgg.emb|mtt.emb|mttvgg.emb",
+            "patch", "lr0.1"),
+    Variant("msd|msdvgg.emb patch lr0.01 +prior", "msd.emb|msdvgg.emb", "patch", "lr0.01", 1.0),
+    Variant("msd+msdvgg.emb patch lr0.1 +pitch", "msd.emb+msdvgg.emb", "patch", "lr0.1",
+            augment=AUGMENTATIONS),
+    Variant("msdvgg.emb patch lr0.1 +pitch", "msdvgg.emb", "patch", "lr0.1",
+            augment=AUGMENTATIONS),
+    Variant("msd|msdvgg.emb patch lr0.1 +pitch", "msd.emb|msdvgg.emb", "patch", "lr0.1",
+            augment=AUGMENTATIONS),
+    Variant("msd|msdvgg.emb patch lr0.01 +prior +pitch", "msd.emb|msdvgg.emb", "patch", "lr0.01",
+            1.0, AUGMENTATIONS),
+    Variant("msd|msdvgg.emb patch lr0.01", "msd.emb|msdvgg.emb", "patch", "lr0.01"),
+    Variant("msd|msdvgg.emb patch lr0.001 +prior", "msd.emb|msdvgg.emb", "patch", "lr0.001", 1.0),
+    Variant("msd|msdvgg.emb patch lr0.01 +prior2", "msd.emb|msdvgg.emb", "patch", "lr0.01", 2.0),
+    Variant("msd+msdvgg.emb patch lr0.01 +prior", "msd.emb+msdvgg.emb", "patch", "lr0.01", 1.0),
+    Variant("msd+msdvgg.emb patch lr0.01", "msd.emb+msdvgg.emb", "patch", "lr0.01"),
+    Variant("msd.pool patch lr0.1", "msd.pool", "patch", "lr0.1"),
+    Variant("msd.pool patch lr0.01", "msd.pool", "patch", "lr0.01"),
+    Variant("msdvgg.p4 patch lr0.1", "msdvgg.p4", "patch", "lr0.1"),
+    Variant("msdvgg.p3 patch lr0.1", "msdvgg.p3", "patch", "lr0.1"),
+    Variant("msd.pool+msdvgg.p4 patch lr0.01", "msd.pool+msdvgg.p4", "patch", "lr0.01"),
+    Variant("msd.pool+emb+msdvgg.emb+p4 patch lr0.01", "msd.pool+msd.emb+msdvgg.emb+msdvgg.p4",
+            "patch", "lr0.01"),
+    Variant("msd+msdvgg.emb patch lr0.1 +loopcrop", "msd.emb+msdvgg.emb", "patch", "lr0.1",
+            augment=("loopcrop",)),
+    Variant("msd+msdvgg.emb patch lr0.01 +prior +loopcrop", "msd.emb+msdvgg.emb", "patch",
+            "lr0.01", 1.0, ("loopcrop",)),
+    Variant("msd.emb patch lr0.1 +loopcrop", "msd.emb", "patch", "lr0.1", augment=("loopcrop",)),
+    *[Variant(f"msd+msdvgg.emb patch lr{c} +prior", "msd.emb+msdvgg.emb", "patch", f"lr{c}", 1.0)
+      for c in ("0.01", "0.03", "0.3", "1")],  # C grid (0.1 above)
+    Variant(CONF, "msd.emb+msdvgg.emb+mtt.tags", "patch", "conf"),
+    Variant("name prior only", "msd.tags", "patch", "none", 1.0),
+]}  # fmt: skip
+
+
+SHORT = {v: k for k, v in NETS.items()}
+
+
+def conf_rows(feats: dict[str, list[np.ndarray]], musicnn: dict) -> np.ndarray:
+    """The pipeline's own model input rows (:func:`music_genre.transfer.embed.feature_row`)."""
+    from music_genre.transfer.embed import EmbedParams, FeatureSpec, feature_row, patch_vectors
+
+    spec = FeatureSpec.from_dict(musicnn)
+    n = EmbedParams.from_dict(musicnn.get("embedding")).max_patches if spec.pooling == "patch" else 1
+    rows = []
+    for i in range(len(feats["msd.emb"])):
+        outputs = {net: (feats[f"{SHORT[net]}.tags"][i], feats[f"{SHORT[net]}.emb"][i])
+                   for net in spec.networks}  # fmt: skip
+        rows.append(feature_row(patch_vectors(outputs, spec), spec, n))
+    return np.stack(rows)
+
+
+def evaluate_conf(d: Data, folds: pd.DataFrame, name: str) -> dict:
+    """The shipped ``transfer`` model: conf/base/parameters_transfer.yml's features and head,
+    built by the pipeline's functions (``builders.build_logistic_regression``)."""
+    from music_genre.evaluation import wilson_interval
+    from music_genre.models.builders import build_logistic_regression
+
+    params = conf_params()
+    X, X_ex = conf_rows(d.feats, params["musicnn"]), conf_rows(d.feats_ex, params["musicnn"])
+    g = np.array(d.genres)
+    y = np.array([d.genres.index(t) for t in d.y])
+
+    def fit(train):
+        return build_logistic_regression(params["transfer"], 42).fit(X[train], y[train])
+
+    t0 = time.perf_counter()
+    pred = g[fit(np.arange(len(X))).predict_proba(X_ex).argmax(axis=1)]
+    k = int((pred == d.y_ex).sum())
+    row = {"variant": name, "excerpts": (k / len(pred), *wilson_interval(k, len(pred))),
+           "excerpt_recall": {genre: float(np.mean(pred[d.y_ex == genre] == genre)) for genre in g}}
+    index = {t: i for i, t in enumerate(d.ids)}
+    for scheme, part in folds.groupby("scheme"):
+        hits, n = 0, 0
+        for _, rep in part.groupby(["repeat", "fold"]):
+            test = np.array([index[t] for t in rep["track_id"]])
+            model = fit(np.setdiff1d(np.arange(len(X)), test))
+            hits += int((model.predict_proba(X[test]).argmax(axis=1) == y[test]).sum())
+            n += len(test)
+        row[scheme] = (hits / n, *wilson_interval(hits / n * len(X), len(X)))
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def fit_predict(v: Variant, X: list[np.ndarray], y: np.ndarray, train: np.ndarray,
+                X_test: list[np.ndarray], genres: list[str], prior_test: np.ndarray | None,
+                seed: int = 0, X_aug: list[list[np.ndarray]] = ()) -> np.ndarray:
+    """(n_test, genres) probabilities of ``X_test`` after fitting on the ``train`` tracks (and
+    their augmented copies ``X_aug``: only of training tracks, never of a test track)."""
+    if isinstance(X, tuple):  # separate heads ("a|b"): geometric mean of their probabilities
+        logp = np.mean([np.log(fit_predict(replace(v, prior=0.0), Xi, y, train, Ti, genres, None,
+                                           seed, Ai) + 1e-9)
+                        for Xi, Ti, Ai in zip(X, X_test, X_aug or [()] * len(X), strict=True)],
+                       axis=0)  # fmt: skip
+        proba = np.exp(logp - logp.max(axis=1, keepdims=True))
+        proba /= proba.sum(axis=1, keepdims=True)
+        if v.prior:
+            proba = proba * prior_test**v.prior
+            proba /= proba.sum(axis=1, keepdims=True)
+        return proba
+    if X_aug:
+        X = list(X) + [a[i] for a in X_aug for i in train]
+        y = np.concatenate([y, np.concatenate([y[train]] * len(X_aug))])
+        train = np.concatenate([train, np.arange(len(X) - len(X_aug) * len(train), len(X))])
+    if v.head == "none":
+        proba = np.ones((len(X_test), len(genres)))
+    else:
+        clf = make_head(v.head, seed)
+        if v.level == "mean":
+            clf.fit(np.stack([X[i].mean(axis=0) for i in train]), y[train])
+            proba = clf.predict_proba(np.stack([x.mean(axis=0) for x in X_test]))
+        else:
+            clf.fit(np.concatenate([X[i] for i in train]),
+                    np.concatenate([[y[i]] * len(X[i]) for i in train]))  # fmt: skip
+            proba = np.stack([clf.predict_proba(x).mean(axis=0) for x in X_test])
+        order = [list(clf.classes_).index(g) for g in genres]
+        proba = proba[:, order]
+    if v.prior:
+        proba = proba * prior_test**v.prior
+        proba /= proba.sum(axis=1, keepdims=True)
+    return proba
+
+
+def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
+    from music_genre.evaluation import wilson_interval
+
+    def build(feats):
+        parts = v.features.split("|")
+        if len(parts) == 1:
+            return feature(feats, parts[0])
+        return tuple(feature(feats, p) for p in parts)
+
+    X, X_ex = build(d.feats), build(d.feats_ex)
+    X_aug = [build(d.feats_aug[a]) for a in v.augment]
+    if isinstance(X, tuple) and X_aug:  # per head: its blocks of every augmentation
+        X_aug = tuple([a[k] for a in X_aug] for k in range(len(X)))
+    prior = name_prior(np.stack([t.mean(0) for t in d.feats["msd.tags"]]),
+                       np.stack([t.mean(0) for t in d.feats["mtt.tags"]]), d.genres)
+    prior_ex = name_prior(np.stack([t.mean(0) for t in d.feats_ex["msd.tags"]]),
+                          np.stack([t.mean(0) for t in d.feats_ex["mtt.tags"]]), d.genres)
+    g = np.array(d.genres)
+    n_tracks = len(d.ids)
+    row = {"variant": v.name}
+    t0 = time.perf_counter()
+    proba = fit_predict(v, X, d.y, np.arange(n_tracks), X_ex, d.genres, prior_ex, X_aug=X_aug)
+    pred = g[proba.argmax(axis=1)]
+    k = int((pred == d.y_ex).sum())
+    row["excerpts"] = (k / len(pred), *wilson_interval(k, len(pred)))
+    row["excerpt_recall"] = {genre: float(np.mean(pred[d.y_ex == genre] == genre)) for genre in g}
+    index = {t: i for i, t in enumerate(d.ids)}
+    n_tracks = len(d.ids)
+    for scheme, part in folds.groupby("scheme"):
+        hits, n = 0, 0
+        for (_, _), rep in part.groupby(["repeat", "fold"]):
+            test = np.array([index[t] for t in rep["track_id"]])
+            train = np.setdiff1d(np.arange(n_tracks), test)
+            X_test = (tuple([x[i] for i in test] for x in X) if isinstance(X, tuple)
+                      else [X[i] for i in test])  # fmt: skip
+            p = fit_predict(v, X, d.y, train, X_test, d.genres, prior[test], X_aug=X_aug)
+            hits += int((g[p.argmax(axis=1)] == d.y[test]).sum())
+            n += len(test)
+        acc = hits / n
+        row[scheme] = (acc, *wilson_interval(acc * n_tracks, n_tracks))
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def fmt(t) -> str:
+    return f"{100 * t[0]:5.1f} % [{100 * t[1]:.1f}, {100 * t[2]:.1f}]"
+
+
+def main() -> None:
+    from music_genre.evaluation import make_folds
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mini", type=Path, default=SHARED / "gtzan_mini")
+    ap.add_argument("--excerpts", type=Path, default=SHARED / "gtzan_clips_other_artists")
+    ap.add_argument("--variants", default="", help="comma-separated names (default: all)")
+    ap.add_argument("--excerpt-views", type=int, default=1,
+                    help="a clip shorter than 3 s as this many looped views (seam moved)")
+    ap.add_argument("--repeats", type=int, default=5, help="CV repeats (5 as evaluate_cv)")
+    ap.add_argument("--winner", default="", help="variant whose per-genre recall is printed "
+                    "(default: the shipped model, else the best by grouped CV)")
+    args = ap.parse_args()
+    names = [n.strip() for n in args.variants.split(",") if n.strip()] or list(VARIANTS)
+    used = {p.split(".")[0] for n in names
+            for p in VARIANTS[n].features.replace("|", "+").split("+")}
+    needed = {"msd", "mtt"} | used
+    augment = sorted({a for n in names for a in VARIANTS[n].augment})
+    deep = any(k in VARIANTS[n].features for n in names for k in (".pool", ".p4", ".p3"))
+    d = load_data(args.mini, args.excerpts, {k: v for k, v in NETS.items() if k in needed},
+                  augment, deep, used, args.excerpt_views)
+    cv = {"n_splits": 5, "n_repeats": args.repeats, "seed": 42,
+          "schemes": ["stratified", "grouped"], "grouped": {"block_size": 5}}  # fmt: skip
+    folds = make_folds(pd.DataFrame({"track_id": d.ids, "genre": d.y}), cv)
+    print(f"train: {len(d.y)} tracks of {args.mini}; excerpts: {len(d.y_ex)} of {args.excerpts}; "
+          f"CV 5-fold x {args.repeats} repeats, grouped = id blocks of 5 per genre")  # fmt: skip
+    print(f"{'variant':34s} | {'381 excerpts':24s} | {'grouped CV':24s} | {'stratified CV':24s}")
+    rows = []
+    for name in names:
+        row = evaluate_conf(d, folds, name) if name == CONF else evaluate(VARIANTS[name], d, folds)
+        rows.append(row)
+        print(f"{name:34s} | {fmt(row['excerpts'])} | {fmt(row['grouped'])} | "
+              f"{fmt(row['stratified'])} ({row['seconds']:.0f} s)", flush=True)
+    winner = next((r for r in rows if r["variant"] == (args.winner or CONF)),
+                  max(rows, key=lambda r: r["grouped"][0]))  # fmt: skip
+    print(f"per-genre recall on the excerpts, {winner['variant']}: " + ", ".join(
+        f"{g} {100 * r:.0f} %" for g, r in winner["excerpt_recall"].items()))
+    print(json.dumps({"rows": rows, "winner": winner["variant"]}))
+
+
+if __name__ == "__main__":
+    main()
