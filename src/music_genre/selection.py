@@ -79,7 +79,7 @@ def rank_models(metrics: Mapping[str, dict[str, Any]], cv_summary: pd.DataFrame 
     rows.sort(key=key)
     chosen_by = next((f for f in FIGURES if rows and rows[0][f] is not None), None)
     if chosen_by != "grouped" and rows:
-        logger.warning("Model ranking: no grouped cross-validation figure for %s; ranked by the "
+        logger.info("Model ranking: no grouped cross-validation figure for %s; ranked by the "
                        "%s figure. Run `kedro run --pipeline evaluate_cv` to rank by "
                        "artist-disjoint evidence.",
                        [r["model"] for r in rows if r["grouped"] is None], chosen_by)

@@ -36,7 +36,7 @@ def member_weights(params: dict[str, Any], oof: pd.DataFrame | None,
     scheme = str(params.get("weights_scheme", "grouped"))
     chosen = selection.ensemble_weights(oof, names, genres, scheme=scheme)
     if chosen is None:
-        logger.warning("ensemble: no %s out-of-fold predictions of two or more of %s (run `kedro "
+        logger.info("ensemble: no %s out-of-fold predictions of two or more of %s (run `kedro "
                        "run --pipeline evaluate_cv` first); every member weighs 1", scheme, names)
         return dict.fromkeys(names, 1.0), "equal (no cross-validation predictions)"
     return {m: chosen.get(m, 0.0) for m in names}, f"{scheme} out-of-fold predictions"

@@ -133,7 +133,7 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
     on the test tracks after that chain (then the model's own ``input_degradation``, as the
     service applies it), reported as ``<variant>@<condition>``: the accuracy a user sending such
     audio gets. Feature-table variants only: there are no degraded spectrograms.
-   
+
     Each fold's results are stored in ``fold_cache`` under a hash of everything they depend on
     (the variant's parameters, the fold's track ids, the input data's content, the test
     conditions, the seed, the package version): a re-run with unchanged inputs and parameters
