@@ -179,17 +179,13 @@ class Service:
 
     @property
     def default_choice(self) -> tuple[str | None, str]:
-        """The default model and what chose it: ``api.default_model``, else the first loaded
-        model of the ranking (``model_selection``: by grouped CV, then other artists, then test
-        split), else the best test-split accuracy."""
-        if self.settings.default_model:
-            return self.settings.default_model, "api.default_model"
-        for row in self.selection.get("ranking", []):
-            if row["model"] in self.available:
-                figure = next((f for f in selection.FIGURES if row.get(f)), "split")
-                return row["model"], f"model_selection ({figure} figure)"
-        ranked = sorted(self.available.values(), key=lambda m: -(m.accuracy or -1.0))
-        return (ranked[0].name if ranked else None), "test-split accuracy (no model_selection)"
+        """The default model and what chose it (:func:`music_genre.inference.choose_default_model`:
+        ``api.default_model``, else the first loaded model of the ranking ``model_selection`` —
+        grouped CV, then other artists, then test split — else the best test-split accuracy)."""
+        name, chosen_by = inference.choose_default_model(
+            list(self.available), self.selection,
+            {n: m.accuracy for n, m in self.available.items()}, self.settings.default_model)
+        return name, "api.default_model" if chosen_by == "setting" else chosen_by
 
     def figures(self, name: str) -> dict[str, Any]:
         """The ranking's figures of one model (grouped CV, other artists, test split)."""
@@ -301,6 +297,10 @@ def load_service(settings: ApiSettings | None = None) -> Service:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    from music_genre.tracking import import_tensorflow_first
+
+    # before any Keras model is loaded: MLflow's autolog import hook needs TensorFlow whole
+    import_tensorflow_first()
     settings = (settings or ApiSettings()).merged(ApiSettings.from_environ())
     inference.pin_blas_threads()
     limit_malloc_arenas()
