@@ -78,8 +78,11 @@ class ProjectHooks:
         if runtime.get("raw_root"):
             self._training_data.update(synthetic=False,
                                        description=f"audio files under {runtime['raw_root']}")
-        if runtime:
-            warn_replaced_latest(runtime, pipeline, catalog, run_params.get("env"))
+        # `classify.*` is the classify pipeline's everyday interface (a folder to classify),
+        # not a change of what the env trains on or serves
+        changing = {k: v for k, v in runtime.items() if k != "classify"}
+        if changing:
+            warn_replaced_latest(changing, pipeline, catalog, run_params.get("env"))
 
     @hook_impl
     def before_dataset_saved(self, dataset_name: str, data, node) -> None:  # noqa: ARG002
