@@ -62,6 +62,8 @@ def test_run_with_duplicates_finishes_with_one_warning_and_a_clean_split(collect
         "params:genres": MemoryDataset(GENRES),
         "params:extraction": MemoryDataset(EXTRACTION),
         "params:execution": MemoryDataset({"n_jobs": 1, "progress": False}),
+        "params:rich_features": MemoryDataset({"segment_s": 3.0}),
+        "params:augmentation": MemoryDataset({"degradations": []}),
         "params:split": MemoryDataset({"scheme": "random", "val": 0.25, "test": 0.25,
                                        "seed": 3}),
     })
