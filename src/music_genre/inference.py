@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from music_genre import audio
+from music_genre import audio, roster
 from music_genre.models import training
 
 
@@ -124,8 +124,6 @@ class InputBuilder:
     sample_rate: Callable[[audio.ExtractionParams, dict[str, Any]], int]
     #: (signal at that rate, extraction params, model extras) → model input batch
     build: Callable[[np.ndarray, audio.ExtractionParams, LoadedModel], ModelInput]
-    #: which ``kedro run --pipeline ...`` trains the model
-    pipeline: str
 
 
 @functools.cache
@@ -249,16 +247,20 @@ def _extraction_rate(params: audio.ExtractionParams, extras: dict[str, Any]) -> 
 
 
 #: model name → how it gets its input. A new model kind is one more entry here.
-INPUT_BUILDERS: dict[str, InputBuilder] = {
-    "rf": InputBuilder(_extraction_rate, _features_input, "rf"),
-    "rf_robust": InputBuilder(_extraction_rate, _features_input, "rf_robust"),
-    "mlp": InputBuilder(_extraction_rate, _features_input, "mlp"),
-    "cnn": InputBuilder(_extraction_rate, _cnn_input, "cnn"),
-    "transfer": InputBuilder(_transfer_rate, _transfer_input, "transfer"),
+#: model family (``music_genre.roster``) → how its models get their input
+FAMILY_BUILDERS: dict[str, InputBuilder] = {
+    "table": InputBuilder(_extraction_rate, _features_input),
+    "spectrogram": InputBuilder(_extraction_rate, _cnn_input),
+    "embedding": InputBuilder(_transfer_rate, _transfer_input),
 }
+
+
+def input_builder(name: str) -> InputBuilder:
+    """How model ``name`` gets its input: its roster family's builder."""
+    return FAMILY_BUILDERS[roster.spec(name).family]
 #: every servable name: the builders' models, then the ensemble of some of them (its bundle says
 #: which; served after its members are loaded)
-MODEL_NAMES: list[str] = [*INPUT_BUILDERS, "ensemble"]
+MODEL_NAMES: list[str] = roster.names()
 
 
 def loaded_model(name: str, model: Any, metrics: dict[str, Any] | None, params: dict[str, Any],
@@ -351,7 +353,7 @@ def predict_signal(y: np.ndarray, loaded: LoadedModel, params: audio.ExtractionP
                    silence_floor_dbfs: float | None = None) -> Prediction:
     """Probabilities of a signal already decoded at the model kind's sample rate; windows below
     ``silence_floor_dbfs`` are left out of the mean (:class:`SilentAudio` if all are)."""
-    builder = INPUT_BUILDERS[loaded.name]
+    builder = input_builder(loaded.name)
     start = time.perf_counter()
     duration = check_duration(y, builder.sample_rate(params, loaded.extras),
                               params.min_duration_s, name)
@@ -407,7 +409,7 @@ def predict_decoded(decoded: audio.DecodedAudio, loaded: LoadedModel,
 def _predict_one(decoded: audio.DecodedAudio, loaded: LoadedModel,
                  params: audio.ExtractionParams, genres: Sequence[str], name: str,
                  policy: InputPolicy | None) -> Prediction:
-    y = decoded.resampled(INPUT_BUILDERS[loaded.name].sample_rate(params, loaded.extras))
+    y = decoded.resampled(input_builder(loaded.name).sample_rate(params, loaded.extras))
     prediction = predict_signal(y, loaded, params, genres, name,
                                 policy.silence_floor_dbfs if policy else None)
     prediction.duration_s = max(prediction.duration_s, decoded.duration_s)

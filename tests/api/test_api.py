@@ -140,21 +140,21 @@ def test_service_features_and_spectrograms_equal_the_pipeline(client, api_data, 
         np.testing.assert_array_equal(inference.feature_rows(y, params).x[0], stored_row)
         # and the mlp input is that row as the model got it in training (float32)
         mlp = client.app.state.service.models["mlp"].loaded
-        model_input = inference.INPUT_BUILDERS["mlp"].build(y, params, mlp).x
+        model_input = inference.input_builder("mlp").build(y, params, mlp).x
         np.testing.assert_array_equal(model_input, stored_row[None].astype(np.float32))
         # the rf reads its columns of the rich table: recomputed identically by the service
         rf = client.app.state.service.models["rf"].loaded
         columns = rf.model.input_spec_["columns"]
         assert len(columns) > len(audio.FEATURE_NAMES)
         rich_row = rich.loc[track.track_id, columns].to_numpy(np.float64)
-        np.testing.assert_array_equal(inference.INPUT_BUILDERS["rf"].build(y, params, rf).x,
+        np.testing.assert_array_equal(inference.input_builder("rf").build(y, params, rf).x,
                                       rich_row[None].astype(np.float32))
         # rf_robust hears every upload through the 8 kHz chain: the degraded_features row
         robust = client.app.state.service.models["rf_robust"].loaded
         assert robust.model.input_spec_["degradation"] == "resample_8k"
         low = degraded[degraded["degradation"] == "resample_8k"].set_index("track_id")
         np.testing.assert_array_equal(
-            inference.INPUT_BUILDERS["rf_robust"].build(y, params, robust).x,
+            inference.input_builder("rf_robust").build(y, params, robust).x,
             low.loc[track.track_id, columns].to_numpy(np.float64)[None].astype(np.float32))
         spec = inference.spectrogram_batch(y, params)
         assert spec.x.shape == (1, params.n_mels, params.n_frames)

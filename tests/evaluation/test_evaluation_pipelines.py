@@ -342,10 +342,10 @@ def test_the_service_applies_a_keras_models_chain_from_its_metrics():
     spec = {"columns": list(audio.FEATURE_NAMES), "rich_segment_s": 3.0,
             "degradation": "resample_8k"}
     loaded = inference.LoadedModel("mlp", object(), metrics={"input_spec": spec})
-    got = inference.INPUT_BUILDERS["mlp"].build(y, params, loaded).x
+    got = inference.input_builder("mlp").build(y, params, loaded).x
     expected = audio.rich_features(audio.degrade(y, sr, "resample_8k"), params, 3.0)[:57]
     np.testing.assert_array_equal(got, expected[None].astype(np.float32))
     # the 6 kHz tone is gone: the centroid is that of the 440 Hz one
-    full = inference.INPUT_BUILDERS["mlp"].build(y, params, inference.LoadedModel("mlp", object()))
+    full = inference.input_builder("mlp").build(y, params, inference.LoadedModel("mlp", object()))
     centroid = audio.FEATURE_NAMES.index("spectral_centroid_mean")
     assert got[0, centroid] < 1000 < full.x[0, centroid]

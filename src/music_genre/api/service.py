@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from music_genre import audio, inference, selection
+from music_genre import audio, inference, roster, selection
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ApiSettings:
 
     DEFAULTS = {"host": "127.0.0.1", "port": 8000, "max_upload_mb": 50.0, "min_duration_s": None,
                 "default_model": None, "max_concurrent": 2, "max_queue": 8,
-                "models": inference.MODEL_NAMES, "warmup": True, "max_analysed_s": 120.0,
+                "models": None, "warmup": True, "max_analysed_s": 120.0,
                 "max_decoded_samples": 120 * 48_000 * 2, "silence_floor_dbfs": -60.0,
                 "token": None}
 
@@ -274,7 +274,7 @@ def _warm_up(service: Service) -> None:
     for loaded in service.available.values():
         if "members" in loaded.extras:  # the ensemble: its members are warmed up
             continue
-        rate = inference.INPUT_BUILDERS[loaded.name].sample_rate(service.extraction,
+        rate = inference.input_builder(loaded.name).sample_rate(service.extraction,
                                                                  loaded.extras)
         y = 0.1 * rng.standard_normal(int(rate * max(service.extraction.min_duration_s, 3.0)))
         inference.predict_signal(y.astype(np.float32), loaded, service.extraction,
@@ -318,7 +318,7 @@ def load_service(settings: ApiSettings | None = None) -> Service:
         session.close()
         session, context = open_context(api_params["env"])
         api_params = dict(context.params.get("api") or {})
-    settings = settings.merged(api_params, ApiSettings.DEFAULTS)
+    settings = settings.merged(api_params, ApiSettings.DEFAULTS, {"models": roster.names()})
     env = context.env or "local"
     try:
         params = context.params
@@ -329,10 +329,10 @@ def load_service(settings: ApiSettings | None = None) -> Service:
         service = Service(settings, env, extraction, list(params["genres"]),
                           synthetic_env=bool((params.get("training_data") or {})
                                              .get("synthetic")))
-        unknown = sorted(set(settings.models) - set(inference.MODEL_NAMES))
+        unknown = sorted(set(settings.models) - set(roster.names()))
         if unknown:
             raise ValueError(f"api.models: unknown model(s) {unknown}; known: "
-                             f"{inference.MODEL_NAMES}")
+                             f"{roster.names()}")
         catalog = context.catalog
         # members first: the ensemble is served over them
         for name in sorted(settings.models, key=lambda n: n == "ensemble"):

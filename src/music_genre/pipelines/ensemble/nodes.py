@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from music_genre import evaluation, selection
+from music_genre import evaluation, roster, selection
 from music_genre.pipelines.training.nodes import (
     _confidence_figure,
     _confusion_figure,
@@ -26,7 +26,7 @@ def member_weights(params: dict[str, Any], oof: pd.DataFrame | None,
     predictions of the latest ``evaluate_cv`` run (members that do not help get 0); without such
     predictions every member weighs 1 (said in the log). A mapping sets them by hand.
     """
-    names = list(params["models"])
+    names = list(params.get("models") or roster.ensemble_members())
     given = params.get("weights", "auto")
     if isinstance(given, dict):
         return {m: float(given.get(m, 1.0)) for m in names}, "params:ensemble.weights"
@@ -51,7 +51,7 @@ def evaluate_ensemble(params: dict[str, Any], genres: list[str], oof: pd.DataFra
     the order of ``params['models']``. Returns the served bundle (members, weights, how they
     were chosen) and the same reports as the model template.
     """
-    names = list(params["models"])
+    names = list(params.get("models") or roster.ensemble_members())
     if len(metrics_and_predictions) != 2 * len(names):
         raise ValueError("ensemble: one metrics and one predictions dataset per model expected")
     weights, weights_from = member_weights(params, oof, genres)

@@ -11,17 +11,17 @@ Reads ``<model>.metrics`` and ``<model>.predictions`` of every model in ``ENSEMB
 
 from kedro.pipeline import Node, Pipeline
 
-from music_genre.pipelines.training import MODELS
+from music_genre import roster
 
 from .nodes import evaluate_ensemble
 
-# the full-band template models and the MusiCNN transfer model (its own pipeline package);
-# rf_robust is the band-limited twin of rf, not a different opinion worth averaging
-ENSEMBLE_MODELS = [m for m in MODELS if m != "rf_robust"] + ["transfer"]
+# the roster's ensemble candidates (rf_robust, the band-limited twin of rf, is not one)
+ENSEMBLE_MODELS = roster.ensemble_members()
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    members = [d for m in ENSEMBLE_MODELS for d in (f"{m}.metrics", f"{m}.predictions")]
+    members = [d for m in roster.ensemble_members()
+               for d in (f"{m}.metrics", f"{m}.predictions")]
     return Pipeline([
         Node(evaluate_ensemble,
              ["params:ensemble", "params:genres", "cv_predictions_latest", *members],

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
-from music_genre import __version__, evaluation  # noqa: E402
+from music_genre import __version__, evaluation, roster  # noqa: E402
 from music_genre.datasets import SpectrogramSet  # noqa: E402
 from music_genre.models import training  # noqa: E402
 from music_genre.pipelines.training.nodes import (  # noqa: E402
@@ -119,8 +119,7 @@ def _cached_fold(entry: Mapping[str, np.ndarray]) -> tuple[list[dict], list[pd.D
 def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, spectrograms,
                           degraded: pd.DataFrame, embeddings: pd.DataFrame, folds: pd.DataFrame,
                           fold_cache: Mapping[str, Mapping[str, np.ndarray]] | None,
-                          cv: dict[str, Any], rf: dict, rf_robust: dict, mlp: dict, cnn: dict,
-                          transfer: dict, genres: list[str]
+                          cv: dict[str, Any], parameters: dict[str, Any], genres: list[str]
                           ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, Any]]]:
     """Train and score every variant in ``evaluate_cv.run`` on every fold.
 
@@ -144,7 +143,8 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
               "spectrograms": spectrograms, "musicnn_embeddings": embeddings}
     conditions = evaluation.name_list(cv.get("test_conditions")) or ["full"]
     evaluation.check_chains(conditions, "evaluate_cv.test_conditions")
-    live = {"rf": rf, "rf_robust": rf_robust, "mlp": mlp, "cnn": cnn, "transfer": transfer}
+    # the live model blocks (params:<model>) of every model of the roster
+    live = {name: parameters[name] for name in roster.names() if name in parameters}
     index = {g: i for i, g in enumerate(genres)}
     seed = int(cv.get("seed", 0))
     metric_rows, oof_frames = [], []

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from music_genre import audio, inference, selection
+from music_genre import audio, inference, roster, selection
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def evaluate_other_artists(files: pd.DataFrame, params: dict[str, Any],
     Returns one row per model and file, and per model its accuracy (n, 95 % interval, recall
     per genre). Empty when the folder is absent.
     """
-    names = list(params["models"])
+    names = roster.single_models() + ["ensemble"]
     if files is None or not len(files):
         logger.info("No other-artist folder (holdout_root): the ranking uses grouped CV and "
                     "the test split only")
@@ -80,7 +80,7 @@ def rank_models(cv_summary: pd.DataFrame, other_artists: dict[str, Any],
                 params: dict[str, Any], *metrics: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The ranking (:func:`music_genre.selection.rank_models`) and its Markdown table; the first
     model is the service's default."""
-    by_name = {m.get("model", name): m for name, m in zip(params["models"], metrics, strict=True)}
+    by_name = {m.get("model", name): m for name, m in zip(roster.names(), metrics, strict=True)}
     result = selection.rank_models(by_name, cv_summary, other_artists,
                                    cv_scheme=str(params.get("cv_scheme", "grouped")))
     logger.info("Model ranking (by %s): %s; served default: %s", result["chosen_by"],

@@ -5,15 +5,13 @@ default (``model_selection`` → the API)."""
 
 from kedro.pipeline import Node, Pipeline
 
-from music_genre.pipelines.reporting import REPORTED_MODELS
-
-MEMBERS = [m for m in REPORTED_MODELS if m != "ensemble"]
+from music_genre import roster
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     from .nodes import evaluate_other_artists, rank_models
 
-    models = [d for m in MEMBERS for d in (f"{m}.model", f"{m}.metrics")]
+    models = [d for m in roster.single_models() for d in (f"{m}.model", f"{m}.metrics")]
     return Pipeline([
         Node(evaluate_other_artists,
              ["holdout_audio", "params:model_selection", "params:extraction", "params:genres",
@@ -22,6 +20,6 @@ def create_pipeline(**kwargs) -> Pipeline:
              name="evaluate_other_artists"),
         Node(rank_models,
              ["cv_summary_latest", "other_artist_metrics", "params:model_selection",
-              *[f"{m}.metrics" for m in REPORTED_MODELS]],
+              *[f"{m}.metrics" for m in roster.names()]],
              ["model_selection", "model_selection_markdown"], name="rank_models"),
     ])  # fmt: skip

@@ -8,14 +8,14 @@ datasets are ``<model>.model``, ``<model>.metrics`` ... (catalog factories in
 
 from kedro.pipeline import Node, Pipeline
 
+from music_genre import roster
+
 from .nodes import evaluate_model, train_model
 
-# model namespace → the dataset it learns from
-# (rf reads the rich table, 57 + 109 columns: +10 points in CV on real audio, README "Honest
-# evaluation"; `kedro run --env reference` makes it read the reference's 57 of them)
-# (rf_robust: the same forest on the band-limited copy of every track, params:rf_robust)
-MODELS = {"rf": "rich_features", "rf_robust": "rich_features", "mlp": "features",
-          "cnn": "spectrograms"}
+# model namespace → the dataset it learns from: the roster's template models
+# (rf reads the rich table, 57 + 109 columns; `kedro run --env reference` makes it read the
+# reference's 57 of them; rf_robust: the same forest on the band-limited copy of every track)
+MODELS = roster.template_models()
 # models on feature tables can learn from degraded copies of their training tracks or read a
 # band-limited copy of every track (params:<model>.augment / .input_degradation; the
 # `degraded_features` table of data processing)
@@ -50,6 +50,16 @@ def model_pipeline(name: str, model_input: str) -> Pipeline:
     )
 
 
+def single_model_pipeline(name: str) -> Pipeline:
+    """``kedro run --pipeline <name>``: one template model with the data processing it needs
+    (cached extraction makes that part take seconds once it has run)."""
+    from music_genre.pipelines import data_processing
+
+    return data_processing.create_pipeline() + model_pipeline(name,
+                                                              roster.template_models()[name])
+
+
 def create_pipeline(**kwargs) -> Pipeline:
     """All template-based models at once (``kedro run --pipeline training``)."""
-    return sum((model_pipeline(name, source) for name, source in MODELS.items()), Pipeline([]))
+    return sum((model_pipeline(name, source)
+                for name, source in roster.template_models().items()), Pipeline([]))

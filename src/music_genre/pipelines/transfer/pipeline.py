@@ -5,6 +5,7 @@ under the ``transfer`` namespace (datasets ``transfer.model``, ``transfer.metric
 
 from kedro.pipeline import Node, Pipeline
 
+from music_genre import roster
 from music_genre.pipelines.training import model_pipeline
 
 from .nodes import assemble_embeddings, embed_tracks, export_network
@@ -21,4 +22,4 @@ def create_pipeline(**kwargs) -> Pipeline:
              name="assemble_musicnn_embeddings"),
         Node(export_network, "params:musicnn", "musicnn_network", name="export_musicnn_network"),
     ])  # fmt: skip
-    return embedding + model_pipeline("transfer", "musicnn_features")
+    return embedding + model_pipeline("transfer", roster.spec("transfer").input)

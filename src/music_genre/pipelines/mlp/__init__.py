@@ -1,5 +1,0 @@
-"""`kedro run --pipeline mlp`: the mlp model with the data processing it needs."""
-
-from .pipeline import create_pipeline
-
-__all__ = ["create_pipeline"]

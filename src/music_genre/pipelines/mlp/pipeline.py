@@ -1,9 +1,0 @@
-from kedro.pipeline import Pipeline
-
-from music_genre.pipelines import data_processing
-from music_genre.pipelines.training import model_pipeline
-
-
-def create_pipeline(**kwargs) -> Pipeline:
-    # cached extraction makes the data-processing part take seconds once it has run
-    return data_processing.create_pipeline() + model_pipeline("mlp", "features")
