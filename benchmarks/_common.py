@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -130,3 +132,30 @@ def _anonymous_bytes(pid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+def start_api_server(env: str, extra: list[str] | tuple[str, ...] = (),
+                     timeout_s: float = 600) -> tuple[subprocess.Popen, str]:
+    """``python -m music_genre.api`` on a free loopback port; returns (process, url) once
+    ``/health`` answers."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "music_genre.api", "--env", env, "--port", str(port),
+         "--project-path", str(PROJECT_ROOT), "--log-level", "warning", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"the server did not start in {timeout_s:.0f} s")

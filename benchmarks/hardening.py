@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -35,7 +33,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PROJECT_ROOT, machine  # noqa: E402
+from _common import PROJECT_ROOT, machine, start_api_server  # noqa: E402
 
 CACHE = PROJECT_ROOT / "data" / "benchmarks"
 MB = 2**20
@@ -100,30 +98,6 @@ class RssSampler:
         self.peak = max(self.peak, self.rss())
 
 
-def start_server(env: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "music_genre.api", "--env", env, "--port", str(port),
-         "--project-path", str(PROJECT_ROOT), "--log-level", "warning", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("the server did not start in 600 s")
-
-
 def post(url: str, path: Path, model: str) -> tuple[float, dict]:
     import httpx
 
@@ -158,7 +132,7 @@ def main() -> None:
     if args.unbounded:  # the baseline: the service as it was, decoding whole files
         os.environ.update(MUSIC_GENRE_API_MAX_ANALYSED_S="1000000",
                           MUSIC_GENRE_API_MAX_DECODED_SAMPLES=str(2**62))
-    process, url = start_server(args.env, extra)
+    process, url = start_api_server(args.env, extra)
     sampler_pid = process.pid
     results: dict = {"files_mb": files, "models": {}}
     try:

@@ -16,9 +16,7 @@ import argparse
 import io
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import start_api_server  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -83,30 +84,6 @@ def interleaved_c1(service, url: str, name: str, data: bytes, n: int) -> tuple[d
              "mean_ms": round(1000 * statistics.fmean(remote), 1)})
 
 
-def start_server(env: str) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "music_genre.api", "--env", env, "--port", str(port),
-         "--project-path", str(PROJECT), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("the server did not start in 300 s")
-
-
 def load_test(url: str, model: str, data: bytes, concurrency: int, n: int) -> dict:
     import httpx
 
@@ -146,7 +123,7 @@ def main() -> None:
     service = in_process_service(args.env)
     names = [m for m in (args.models.split(",") if args.models else service.available)
              if m in service.available]
-    process, url = start_server(args.env)
+    process, url = start_api_server(args.env, timeout_s=300)
     results: dict = {}
     try:
         for name in names:
