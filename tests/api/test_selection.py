@@ -28,7 +28,7 @@ def test_a_ranking_that_prefers_another_model_changes_the_served_default(api_pro
                         "accuracy_ci95_high": 0.95 if n == worst else 0.7}
                        for n in accuracy])
     names = sorted(accuracy)
-    result, markdown = rank_models(cv, {}, {"models": names},
+    result, markdown = rank_models(cv, {}, {},
                                    *[before.available[n].metrics for n in names])
     assert result["default"] == worst and result["chosen_by"] == "grouped"
     assert f"| 1 | {worst} (served default) | 90.0 %" in markdown

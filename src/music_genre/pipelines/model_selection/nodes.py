@@ -80,7 +80,7 @@ def rank_models(cv_summary: pd.DataFrame, other_artists: dict[str, Any],
                 params: dict[str, Any], *metrics: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The ranking (:func:`music_genre.selection.rank_models`) and its Markdown table; the first
     model is the service's default."""
-    by_name = {m.get("model", name): m for name, m in zip(roster.names(), metrics, strict=True)}
+    by_name = {str(m["model"]): m for m in metrics}  # every model's metrics name it
     result = selection.rank_models(by_name, cv_summary, other_artists,
                                    cv_scheme=str(params.get("cv_scheme", "grouped")))
     logger.info("Model ranking (by %s): %s; served default: %s", result["chosen_by"],
