@@ -121,6 +121,10 @@ def test_rows_carry_top3_model_and_seconds(first_run, project, music):
     assert ok.loc[str(music["mp3"].resolve()), "analysed_s"] == pytest.approx(12.0, abs=0.1)
     assert ok.loc[str(music["flac"].resolve()), "n_windows"] == 2
     assert ok.loc[str(music["flac"].resolve()), "analysed_s"] == pytest.approx(10.0, abs=0.01)
+    # where each file's spectrum ends (the service's estimate): real GTZAN at 22.05 kHz
+    # ends near 10 kHz, never above the Nyquist frequency
+    band = ok.loc[str(music["real0"].resolve()), "band_limit_hz"]
+    assert 5000 < band <= 11025
 
 
 def test_answers_equal_the_service_function(first_run, project, music):

@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 TOP_K = 3
 #: columns of the result table, in order
 COLUMNS = ["path", "status", "genre", "probability", "genre_2", "probability_2", "genre_3",
-           "probability_3", "duration_s", "analysed_s", "n_windows", "model", "model_version",
+           "probability_3", "duration_s", "analysed_s", "band_limit_hz", "n_windows", "model",
+           "model_version",
            "size_bytes", "mtime_ns", "error"]
 #: what makes a previous row still valid: same file (size, time) and same trained model
 RESUME_KEY = ["path", "size_bytes", "mtime_ns", "model", "model_version"]
@@ -90,10 +91,12 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(loaded: inference.LoadedModel, extraction: dict[str, Any],
-                 genres: list[str], max_bytes: int) -> None:
+                 genres: list[str], max_bytes: int, max_analysed_s: float | None) -> None:
     inference.pin_blas_threads()
+    # the service's bound: only the first max_analysed_s of a file is decoded (memory O(window))
+    policy = inference.InputPolicy(max_analysed_s=max_analysed_s) if max_analysed_s else None
     _WORKER.update(loaded=loaded, params=audio.ExtractionParams.from_dict(extraction),
-                   genres=list(genres), max_bytes=max_bytes)
+                   genres=list(genres), max_bytes=max_bytes, policy=policy)
 
 
 def _classify_one(path: str) -> dict[str, Any]:
@@ -108,14 +111,16 @@ def _classify_one(path: str) -> dict[str, Any]:
                 f"({_WORKER['max_bytes'] / 2**20:g} MB)")
         with open(path, "rb") as f:
             data = f.read()
-        pred = inference.predict_bytes(data, loaded, _WORKER["params"], _WORKER["genres"], path)
+        pred = inference.predict_bytes(data, loaded, _WORKER["params"], _WORKER["genres"], path,
+                                       _WORKER["policy"])
     except (audio.AudioError, inference.InputError, OSError) as exc:
         return {**row, "status": "unreadable", "error": str(exc)}
     except Exception as exc:  # a decoder crash on one file must not cost the others
         return {**row, "status": "unreadable", "error": f"{path}: {exc!r}"}
     ranked = sorted(pred.probabilities.items(), key=lambda kv: -kv[1])[:TOP_K]
     row.update(status="ok", duration_s=round(pred.duration_s, 3),
-               analysed_s=round(pred.analysed_s, 3), n_windows=pred.n_windows, error="")
+               analysed_s=round(pred.analysed_s, 3), n_windows=pred.n_windows, error="",
+               band_limit_hz=(round(pred.band_limit_hz) if pred.band_limit_hz else None))
     for i, (genre, p) in enumerate(ranked, start=1):
         suffix = "" if i == 1 else f"_{i}"
         row[f"genre{suffix}"] = genre
@@ -124,13 +129,14 @@ def _classify_one(path: str) -> dict[str, Any]:
 
 
 def _run_all(paths: Sequence[str], loaded: inference.LoadedModel, extraction: dict[str, Any],
-             genres: list[str], max_bytes: int, n_jobs: int, progress: bool) -> list[dict]:
+             genres: list[str], max_bytes: int, n_jobs: int, progress: bool,
+             max_analysed_s: float | None = None) -> list[dict]:
     bar = tqdm(total=len(paths), desc=f"classify ({loaded.name})", unit="file",
                disable=not progress or not paths)
     rows: list[dict] = [None] * len(paths)  # type: ignore[list-item]
     try:
         if n_jobs <= 1:
-            _init_worker(loaded, extraction, genres, max_bytes)
+            _init_worker(loaded, extraction, genres, max_bytes, max_analysed_s)
             for i, path in enumerate(paths):
                 rows[i] = _classify_one(path)
                 bar.update()
@@ -140,7 +146,7 @@ def _run_all(paths: Sequence[str], loaded: inference.LoadedModel, extraction: di
         with cf.ProcessPoolExecutor(
                 max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(loaded, extraction, genres, max_bytes)) as pool:
+                initargs=(loaded, extraction, genres, max_bytes, max_analysed_s)) as pool:
             futures = {pool.submit(_classify_one, p): i for i, p in enumerate(paths)}
             for future in cf.as_completed(futures):
                 rows[futures[future]] = future.result()
@@ -172,8 +178,10 @@ def classify_files(files: pd.DataFrame, previous: pd.DataFrame, models,
     logger.info("classify: model '%s' version %s; %d files, %d already classified with it, "
                 "%d to analyse", loaded.name, loaded.version, len(files), len(reused), len(todo))
     max_bytes = int(float(classify.get("max_file_mb", 50)) * 2**20)
+    max_analysed_s = classify.get("max_analysed_s")
     rows = _run_all(todo, loaded, extraction, genres, max_bytes, _n_jobs(classify, len(todo)),
-                    _flag(classify.get("progress", True)))
+                    _flag(classify.get("progress", True)),
+                    float(max_analysed_s) if max_analysed_s else None)
     new = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("size_bytes", "mtime_ns")])
     new = new.merge(files[["path", "size_bytes", "mtime_ns"]], on="path", how="left")
     table = pd.concat([reused, new], ignore_index=True) if len(reused) else new

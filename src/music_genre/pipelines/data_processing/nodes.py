@@ -46,18 +46,26 @@ def exclude_duplicate_ids(manifest: pd.DataFrame) -> pd.DataFrame:
     keeps the first by :func:`_keep_order`; the others are excluded with the reason (they appear
     in the dataset's one exclusion warning). Without this, one id could be in two rows, in two
     parts of the split, and the feature and label tables of a model would disagree."""
-    manifest = manifest.copy()
     ok = manifest[manifest["status"] == "ok"]
-    for track_id, group in ok.groupby(ok["track_id"].astype(str), sort=True):
+    return _keep_one_of_each(
+        manifest, ok["track_id"].astype(str),
+        lambda rec, kept: f"{rec['path']}: duplicate of track id '{rec['track_id']}', kept "
+        f"{kept['path']} (rule: the file in the genre folder its id names, then WAV/FLAC before "
+        "lossy formats, then the path); delete or rename one of them")
+
+
+def _keep_one_of_each(manifest: pd.DataFrame, keys: pd.Series, reason) -> pd.DataFrame:
+    """Of the usable rows sharing a key (``keys``, indexed like them), keep the first by
+    :func:`_keep_order`; exclude the others with ``reason(row, kept_row)``."""
+    manifest = manifest.copy()
+    ok = manifest.loc[keys.index]
+    for _, group in ok.groupby(keys, sort=True):
         if len(group) < 2:
             continue
         records = sorted(group.reset_index().to_dict("records"), key=_keep_order)
-        kept = records[0]
         for rec in records[1:]:
-            manifest.loc[rec["index"], ["status", "reason"]] = [
-                "excluded", f"{rec['path']}: duplicate of track id '{track_id}', kept "
-                f"{kept['path']} (rule: the file in the genre folder its id names, then WAV/"
-                "FLAC before lossy formats, then the path); delete or rename one of them"]
+            manifest.loc[rec["index"], ["status", "reason"]] = ["excluded",
+                                                                reason(rec, records[0])]
     return manifest
 
 
@@ -228,20 +236,12 @@ def assemble_dataset(
 def _exclude_identical_audio(manifest: pd.DataFrame, key_of: dict[str, str]) -> pd.DataFrame:
     """The same audio bytes under two track ids (the cache key hashes the bytes): keep one by
     :func:`_keep_order`'s rule on the ids, exclude the others with the reason."""
-    manifest = manifest.copy()
     ok = manifest[manifest["status"] == "ok"]
-    keys = ok["track_id"].astype(str).map(key_of)
-    for _, group in ok.groupby(keys, sort=True):
-        if len(group) < 2:
-            continue
-        records = sorted(group.reset_index().to_dict("records"), key=_keep_order)
-        kept = records[0]
-        for rec in records[1:]:
-            manifest.loc[rec["index"], ["status", "reason"]] = [
-                "excluded", f"{rec['path']}: the same audio as {kept['path']} (track "
-                f"'{kept['track_id']}', kept by the duplicate rule); one recording under two "
-                "ids would be in training and test at once: delete the copy"]
-    return manifest
+    return _keep_one_of_each(
+        manifest, ok["track_id"].astype(str).map(key_of),
+        lambda rec, kept: f"{rec['path']}: the same audio as {kept['path']} (track "
+        f"'{kept['track_id']}', kept by the duplicate rule); one recording under two ids would "
+        "be in training and test at once: delete the copy")
 
 
 class _CachedSpectrograms:
