@@ -38,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                     "trained model; results also go to data/07_model_output/classify/ (versioned)."
                     " Files classified before with the same model version are not analysed again.")
     parser.add_argument("paths", nargs="+", help="audio files or folders")
-    parser.add_argument("--model", help="rf, rf_robust, mlp, cnn or transfer (default: the "
-                                        "trained model with the best test accuracy)")
+    parser.add_argument("--model", help="a model of the roster: rf, rf_robust, mlp, cnn, "
+                                        "transfer, ensemble (default: the served default, the "
+                                        "first of the model ranking)")
     parser.add_argument("--env", help="Kedro environment whose models are used (e.g. demo)")
     parser.add_argument("--project-path", type=Path, default=None,
                         help="the project folder (default: the current folder or a parent)")
