@@ -53,18 +53,33 @@ def compare_models(selection: dict[str, Any],
               "95 % Wilson intervals.")
     markdown = "\n".join(md) + "\n"
 
-    fig_bar, ax = plt.subplots(figsize=(9, 4.5))
+    # the ranking's three figures side by side, with their 95 % intervals (the test split's
+    # from the ranking when it has run, else from the metrics)
+    fig_bar, ax = plt.subplots(figsize=(10, 4.5))
     x = np.arange(len(table))
-    for offset, column, label in ((-0.2, "accuracy", "accuracy"), (0.2, "f1_macro", "macro F1")):
-        bars = ax.bar(x + offset, table[column], 0.4, label=label)
+    series = [("grouped", "grouped CV (artists held out)"),
+              ("holdout", "other artists' music"), ("split", f"test split ({n_test} tracks)")]
+    shown = [(key, label) for key, label in series
+             if key == "split" or any((figures.get(m) or {}).get(key) for m in table["model"])]
+    width = 0.8 / len(shown)
+    for i, (key, label) in enumerate(shown):
+        figs = [(figures.get(m) or {}).get(key) for m in table["model"]]
+        if key == "split":
+            figs = [f or {"accuracy": a, "ci95": [a, a]} for f, a in zip(figs, table["accuracy"])]
+        acc = np.array([f["accuracy"] if f else np.nan for f in figs])
+        err = np.array([[f["accuracy"] - f["ci95"][0], f["ci95"][1] - f["accuracy"]]
+                        if f else [0.0, 0.0] for f in figs]).T
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), acc, width, yerr=err, capsize=2,
+                      label=label, error_kw={"elinewidth": 0.8, "alpha": 0.6})
         ax.bar_label(bars, fmt="%.2f", padding=2, fontsize=7)
     ax.set_xticks(x, table["model"])
-    ax.set_ylim(0, 1.08)
-    ax.set_ylabel("score on the test split (0-1)")
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("accuracy (95 % interval)")
     ax.axhline(0.1, color="grey", ls=":", label="chance (10 classes)")
     # legend beside the axes: inside, it covered whichever bars reached the top corner
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_title(f"Test-split scores ({n_test} tracks), models in the ranking's order")
+    ax.set_title("Models in the ranking's order: grouped CV first, then other artists, "
+                 "then the test split", fontsize=10)
     fig_bar.tight_layout()
 
     genres = list(metrics[0]["per_genre"]) if metrics else []
