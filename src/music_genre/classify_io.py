@@ -1,4 +1,5 @@
-"""The trained models of the ``classify`` pipeline, loaded on demand through the project's catalog.
+"""Trained models loaded through the project's catalog: the prediction service's loader, and the
+``classify`` pipeline's models, loaded on demand.
 
 :func:`load_model` turns ``<name>.model`` + ``<name>.metrics`` (+ ``musicnn_network`` for
 ``transfer``, + the members for ``ensemble``) into the :class:`music_genre.inference.LoadedModel`
@@ -47,19 +48,24 @@ def _metrics(catalog, name: str, version: str | None) -> tuple[dict[str, Any], s
     return {}, None
 
 
-def load_model(catalog, params: Mapping[str, Any], name: str) -> inference.LoadedModel:
+def load_model(catalog, params: Mapping[str, Any], name: str,
+               members: Mapping[str, inference.LoadedModel] | None = None
+               ) -> inference.LoadedModel:
     """The latest version of ``<name>.model`` (pinned, so the reported version is the one loaded)
-    with the metrics of the same run; for ``ensemble`` its bundle over its loaded members.
-    :class:`LookupError` when it (or a member) was never trained."""
+    with the metrics of the same run; for ``ensemble`` its bundle over its members (``members``:
+    models already loaded, as the service has them; else each is loaded here).
+    :class:`LookupError` when it (or a member) was never trained. The prediction service and the
+    classify pipeline both load through this function."""
     version = trained_version(catalog, name)
     if version is None:
         raise LookupError(f"no trained version of '{name}.model'")
     model = catalog.load(f"{name}.model", version=None if version == "unversioned" else version)
     metrics, metrics_version = _metrics(catalog, name, version)
     if name == "ensemble":
-        members = {m: load_model(catalog, params, m) for m, w in model["members"].items()
-                   if float(w) > 0}
-        return inference.ensemble_model(model, members, metrics, version)
+        if members is None:
+            members = {m: load_model(catalog, params, m) for m, w in model["members"].items()
+                       if float(w) > 0}
+        return inference.ensemble_model(model, dict(members), metrics, version)
     network = catalog.load("musicnn_network") if name == "transfer" else None
     return inference.loaded_model(name, model, metrics, dict(params), network, version,
                                   metrics_version)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from music_genre import audio, inference, roster, selection
+from music_genre import audio, classify_io, inference, roster, selection
 
 logger = logging.getLogger(__name__)
 
@@ -239,34 +239,6 @@ def _train_command(name: str, env: str) -> str:
     return f"kedro run --pipeline {name}" + (f" --env {env}" if env not in ("local", "") else "")
 
 
-def _load_model(catalog, params: dict[str, Any], name: str) -> inference.LoadedModel:
-    """Load the latest version of ``<name>.model`` (pinned, so the reported version is the one
-    loaded) with the metrics of the same run."""
-    dataset = catalog.get(f"{name}.model")
-    if dataset is None:
-        raise LookupError(f"the catalog has no dataset '{name}.model'")
-    try:
-        version = dataset.resolve_load_version() if hasattr(dataset, "resolve_load_version") \
-            else None
-        path = dataset._get_load_path()
-    except Exception as exc:  # VersionNotFoundError and friends
-        raise LookupError(f"no trained version of '{name}.model' ({exc})") from None
-    if not Path(path).exists():
-        raise LookupError(f"no trained '{name}.model' at {path}")
-    model = catalog.load(f"{name}.model", version=version)
-    metrics, metrics_version = {}, None
-    for wanted in (version, None):  # the same run's metrics, else the latest
-        try:
-            metrics = catalog.load(f"{name}.metrics", version=wanted)
-            metrics_ds = catalog.get(f"{name}.metrics")
-            metrics_version = wanted or metrics_ds.resolve_load_version()
-            break
-        except Exception:
-            continue
-    network = catalog.load("musicnn_network") if name == "transfer" else None
-    return inference.loaded_model(name, model, metrics, params, network, version, metrics_version)
-
-
 def _warm_up(service: Service) -> None:
     """One prediction per model on a synthetic clip, so the first request does not pay for
     numba's and Keras' one-off compilation."""
@@ -338,11 +310,9 @@ def load_service(settings: ApiSettings | None = None) -> Service:
         for name in sorted(settings.models, key=lambda n: n == "ensemble"):
             status = ModelStatus(name, train_command=_train_command(name, env))
             try:
-                status.loaded = _load_model(catalog, params, name)
-                if name == "ensemble":
-                    status.loaded = inference.ensemble_model(
-                        status.loaded.model, service.available, status.loaded.metrics,
-                        status.loaded.version)
+                # the ensemble is served over the members loaded before it
+                status.loaded = classify_io.load_model(catalog, params, name,
+                                                       members=service.available)
                 logger.info("Serving '%s' version %s (test accuracy %s), trained by %s", name,
                             status.loaded.version, status.loaded.accuracy,
                             _describe_run(status.loaded))
