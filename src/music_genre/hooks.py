@@ -136,20 +136,14 @@ class ProjectHooks:
             self._selection = data
 
 
-def _pct(figure: dict | None) -> str:
-    if not figure:
-        return "–"
-    lo, hi = figure.get("ci95") or (None, None)
-    interval = f" [{100 * lo:.0f}, {100 * hi:.0f}]" if lo is not None else ""
-    return f"{100 * float(figure['accuracy']):.1f} %{interval}"
-
-
 def run_summary(metrics: dict[str, dict], saved: dict[str, str],
                 selection: dict | None = None) -> list[str]:
     """The closing lines of a run: the models it evaluated, each with the figures the ranking uses
     (``model_selection``: grouped CV, other artists, test split, 95 % intervals) or, without a
     ranking, test accuracy and macro F1; then where the reports are. Nothing for runs that
     evaluated no model and wrote no report."""
+    from music_genre.selection import format_figure  # pandas/numpy: only when a run ends
+
     lines = []
     ranking = [r for r in (selection or {}).get("ranking", [])
                if not metrics or r["model"] in metrics]
@@ -158,8 +152,8 @@ def run_summary(metrics: dict[str, dict], saved: dict[str, str],
                      "grouped CV | other artists | test split, 95 % intervals):")
         for row in ranking:
             mark = "  <- default" if row["model"] == selection.get("default") else ""
-            lines.append(f"  {row['model']:<12} {_pct(row.get('grouped'))} | "
-                         f"{_pct(row.get('holdout'))} | {_pct(row.get('split'))}{mark}")
+            lines.append(f"  {row['model']:<12} {format_figure(row.get('grouped'))} | "
+                         f"{format_figure(row.get('holdout'))} | {format_figure(row.get('split'))}{mark}")
     elif metrics:
         ranked = sorted(metrics.items(), key=lambda kv: -float(kv[1].get("accuracy") or 0.0))
         n_test = max(int(m.get("n_test") or 0) for _, m in ranked)

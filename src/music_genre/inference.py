@@ -43,6 +43,7 @@ import numpy as np
 
 from music_genre import audio, roster
 from music_genre.models import training
+from music_genre.selection import FIGURES
 
 
 class InputError(ValueError):
@@ -258,8 +259,7 @@ FAMILY_BUILDERS: dict[str, InputBuilder] = {
 def input_builder(name: str) -> InputBuilder:
     """How model ``name`` gets its input: its roster family's builder."""
     return FAMILY_BUILDERS[roster.spec(name).family]
-#: every servable name: the builders' models, then the ensemble of some of them (its bundle says
-#: which; served after its members are loaded)
+#: every servable name: the roster's models (the ensemble last: served over its members)
 MODEL_NAMES: list[str] = roster.names()
 
 
@@ -486,7 +486,7 @@ def choose_default_model(available: Sequence[str], selection: Mapping[str, Any] 
         return preferred, "setting"
     for row in (selection or {}).get("ranking", []):
         if row["model"] in available:
-            figure = next((f for f in ("grouped", "holdout", "split") if row.get(f)), "split")
+            figure = next((f for f in FIGURES if row.get(f)), "split")
             return row["model"], f"model_selection ({figure} figure)"
     accuracies = accuracies or {}
     ranked = sorted(available, key=lambda n: -(accuracies.get(n) or -1.0))

@@ -87,6 +87,15 @@ def rank_models(metrics: Mapping[str, dict[str, Any]], cv_summary: pd.DataFrame 
             "chosen_by": chosen_by, "meaning": MEANING, "cv_scheme": cv_scheme}
 
 
+def format_figure(figure: dict[str, Any] | None) -> str:
+    """``87.4 % [80, 93]``: a figure with its 95 % interval (``–`` when there is none)."""
+    if not figure:
+        return "–"
+    lo, hi = figure.get("ci95") or (None, None)
+    interval = f" [{100 * lo:.0f}, {100 * hi:.0f}]" if lo is not None else ""
+    return f"{100 * float(figure['accuracy']):.1f} %{interval}"
+
+
 def ranking_markdown(selection: dict[str, Any]) -> str:
     """The ranking as a Markdown table with one sentence per figure."""
 

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from music_genre import audio, inference, roster, selection
@@ -53,7 +52,8 @@ def evaluate_other_artists(files: pd.DataFrame, params: dict[str, Any],
 
     for rec in tqdm(files.to_dict("records"), desc="other-artist files", unit="file",
                     disable=not params.get("progress", True)):
-        data = open(rec["path"], "rb").read()  # noqa: SIM115 - read once, closed at GC
+        with open(rec["path"], "rb") as f:
+            data = f.read()
         for name, model in loaded.items():
             try:
                 p = inference.predict_bytes(data, model, ext, genres, rec["path"])
@@ -87,5 +87,3 @@ def rank_models(cv_summary: pd.DataFrame, other_artists: dict[str, Any],
                 [r["model"] for r in result["ranking"]], result["default"])
     return result, selection.ranking_markdown(result)
 
-
-__all__ = ["evaluate_other_artists", "rank_models", "np"]

@@ -11,15 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from music_genre.selection import format_figure  # noqa: E402
+
 COLUMNS = ["model", "accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
            "train_seconds", "inference_ms_per_track", "n_train", "n_test"]
-
-
-def _pct(fig: dict[str, Any] | None) -> str:
-    if not fig:
-        return "–"
-    lo, hi = fig["ci95"]
-    return f"{100 * fig['accuracy']:.1f} % [{100 * lo:.0f}, {100 * hi:.0f}]"
 
 
 def compare_models(selection: dict[str, Any],
@@ -42,7 +37,7 @@ def compare_models(selection: dict[str, Any],
     for r in table.itertuples():
         row = figures.get(r.model, {})
         mark = " (default)" if r.model == (selection or {}).get("default") else ""
-        md.append(f"| {r.model}{mark} | {_pct(row.get('grouped'))} | {_pct(row.get('holdout'))} "
+        md.append(f"| {r.model}{mark} | {format_figure(row.get('grouped'))} | {format_figure(row.get('holdout'))} "
                   f"| {100 * r.accuracy:.1f} % | {r.f1_macro:.3f} | {r.train_seconds:.1f} s | "
                   f"{r.inference_ms_per_track:.1f} ms |")
     n_test = int(table["n_test"].max()) if len(table) else 0
