@@ -51,10 +51,13 @@ def _stamp(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").timestamp()
 
 
-def kedro_run(conf: Path, raw_root: Path, log: Path) -> dict:
-    """One ``kedro run``: whole-command wall time and per-node times from the log."""
-    env = dict(os.environ, KEDRO_LOGGING_CONFIG=str(conf.parent / "logging.yml"))
-    cmd = [shutil.which("kedro") or "kedro", "run", "--pipeline", "data_processing",
+def kedro_run(conf: Path, raw_root: Path, log: Path, pipeline: str | None = "data_processing",
+              extra_env: dict[str, str] | None = None) -> dict:
+    """One ``kedro run`` (``pipeline`` None: the default run): whole-command wall time and
+    per-node times from the log."""
+    env = dict(os.environ, KEDRO_LOGGING_CONFIG=str(conf.parent / "logging.yml"),
+               **(extra_env or {}))
+    cmd = [shutil.which("kedro") or "kedro", "run", *(["--pipeline", pipeline] if pipeline else []),
            "--conf-source", str(conf), "--params", f"raw_root={raw_root}"]
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -76,15 +79,22 @@ def kedro_run(conf: Path, raw_root: Path, log: Path) -> dict:
             "cpu_s": cpu, "peak_rss_mb": proc["peak_rss_mb"], "load_avg_before": load}
 
 
-def measure(raw_root: Path, reruns: int, tmp: Path) -> list[dict]:
-    """A first run and ``reruns`` re-runs of data processing on ``raw_root``, in a private data
-    tree under ``tmp`` (a copy of conf/ whose globals.data points there)."""
+def private_conf(tmp: Path) -> Path:
+    """A copy of conf/ under ``tmp`` whose ``globals.data`` is ``tmp/data``, and the timed
+    logging config beside it: a private data tree for one benchmark."""
     conf = tmp / "conf"
     shutil.copytree(PROJECT_ROOT / "conf", conf)
     globals_yml = conf / "base" / "globals.yml"
     globals_yml.write_text(re.sub(r"(?m)^data:.*$", f"data: {tmp / 'data'}",
                                   globals_yml.read_text()))
     (tmp / "logging.yml").write_text(LOGGING_YML)
+    return conf
+
+
+def measure(raw_root: Path, reruns: int, tmp: Path) -> list[dict]:
+    """A first run and ``reruns`` re-runs of data processing on ``raw_root``, in a private data
+    tree under ``tmp`` (a copy of conf/ whose globals.data points there)."""
+    conf = private_conf(tmp)
     runs = []
     for i in range(1 + reruns):
         runs.append(kedro_run(conf, raw_root, tmp / f"run{i}.log"))
