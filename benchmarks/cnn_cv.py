@@ -1,7 +1,7 @@
 """Benchmark: the configured CNN's accuracy on grouped CV against its training time, for several
-early-stopping patiences and precisions, in one run.
+early-stopping rules and precisions, in one run.
 
-    python benchmarks/cnn_cv.py [--data data] [--patience 10,6,5,4,3]
+    python benchmarks/cnn_cv.py [--data data] [--rules 10@0,5@0,4@6,...]
                                 [--precision float32,mixed_bfloat16] [--folds 5] [--only-folds N]
 
 The CNN block of ``conf/base/parameters_cnn.yml`` as ``kedro run`` trains it (segment training,
@@ -11,19 +11,19 @@ folds of ``evaluate_cv``'s grouped scheme (stratified group k-fold over 5-track 
 genre, the GTZAN artist proxy; validation = 15 % of the training folds, for early stopping;
 the test fold is never seen before scoring): GROUPED figures.
 
-Several patiences from ONE training per fold: early stopping with patience p stops at the first
-epoch where p epochs have passed without a better validation loss and restores the best weights
-so far; everything before that is the same training (same seed, batches, learning-rate
-schedule), so a run with patience p IS a prefix of the run with the largest patience. A callback
-replicates Keras' ``EarlyStopping`` rule (``wait`` counter, ``epoch > 0``, ``start_from_epoch``)
-and keeps, for every p, the best weights at the epoch where p would stop, with the wall and CPU
-seconds spent until then; each snapshot is then scored on the test fold. ``--precision``: one
-training per fold per Keras dtype policy (``mixed_bfloat16``: bfloat16 compute on CPUs with
-AVX-512 BF16, float32 weights and softmax).
+Several early-stopping rules (patience p, ``start_from_epoch`` s) from ONE training per fold:
+early stopping only decides when to stop and which epoch's weights to restore; everything
+before that is the same training (same seed, batches, learning-rate schedule), so the run of
+any rule IS a prefix of one long run. A callback replays Keras' ``EarlyStopping`` for every rule
+at once (``wait`` counter, ``epoch > 0``, epochs before s not watched), keeps each rule's best
+weights at the epoch where it stops, with the wall and CPU seconds spent until then, and stops
+the training when every rule has stopped; each snapshot is then scored on the test fold.
+``--precision``: one training per fold per Keras dtype policy (``mixed_bfloat16``: bfloat16
+compute on CPUs with AVX-512 BF16, float32 weights and softmax).
 
-Figures per (precision, patience): pooled out-of-fold accuracy over the tracks with its 95 %
-Wilson interval, per-fold accuracies, epochs run, training wall and CPU seconds (this process:
-TensorFlow's threads included), and the time relative to (float32, the largest patience).
+Figures per (precision, rule): pooled out-of-fold accuracy over the tracks with its 95 % Wilson
+interval, per-fold accuracies, epochs run, training wall and CPU seconds (this process:
+TensorFlow's threads included), and the time relative to the first precision and rule.
 """
 
 from __future__ import annotations
@@ -70,18 +70,30 @@ def load_inputs(data: Path):
     return spec, tracks[tracks["track_id"].astype(str).isin(set(ids))]
 
 
-def stop_recorder(patiences: list[int], start_from_epoch: int):
-    """A Keras callback: for every patience p, the best weights and the epochs/seconds at the
-    epoch where ``EarlyStopping(patience=p, restore_best_weights=True)`` would stop (the same
-    rule as Keras 3.x: ``wait`` += 1, reset on a lower ``val_loss``, stop at ``wait >= p`` after
-    epoch 0; epochs before ``start_from_epoch`` are not watched)."""
+def parse_rules(text: str) -> list[tuple[int, int]]:
+    """``"10@0,5@0,4@6"`` → [(patience, start_from_epoch), ...] (``"5"`` = ``"5@0"``)."""
+    rules = []
+    for part in text.split(","):
+        p, _, s = part.strip().partition("@")
+        rules.append((int(p), int(s or 0)))
+    return list(dict.fromkeys(rules))
+
+
+def stop_recorder(rules: list[tuple[int, int]]):
+    """A Keras callback replaying ``EarlyStopping(patience=p, start_from_epoch=s,
+    restore_best_weights=True)`` on ``val_loss`` for every rule (p, s) of ``rules`` at once, with
+    Keras 3's rule: epochs before ``s`` are not watched; then ``wait`` += 1 each epoch, reset to 0
+    by a lower validation loss (whose weights become the best); stop at ``wait >= p`` after
+    epoch 0. For each rule it keeps the best weights, the epochs run and the wall/CPU seconds at
+    the epoch where that rule stops; training stops once every rule has stopped."""
     import keras
 
     class StopRecorder(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.best, self.best_weights, self.best_epoch, self.wait = float("inf"), None, -1, 0
-            self.snaps: dict[int, dict] = {}
+            self.state = {r: {"best": float("inf"), "weights": None, "best_epoch": -1, "wait": 0}
+                          for r in rules}
+            self.snaps: dict[tuple[int, int], dict] = {}
             self.last_epoch = -1
 
         def on_train_begin(self, logs=None):
@@ -90,29 +102,33 @@ def stop_recorder(patiences: list[int], start_from_epoch: int):
         def on_epoch_end(self, epoch, logs=None):
             self.last_epoch = epoch
             current = (logs or {}).get("val_loss")
-            if current is None or epoch < start_from_epoch:
-                return
-            if self.best_weights is None:
-                self.best_weights, self.best_epoch = self.model.get_weights(), epoch
-            self.wait += 1
-            if current < self.best:
-                self.best, self.best_epoch, self.wait = current, epoch, 0
-                self.best_weights = self.model.get_weights()
-                return
-            for p in patiences:
-                if p not in self.snaps and self.wait >= p and epoch > 0:
-                    self.snap(p, epoch)
+            weights = None  # fetched once per epoch, only if a rule needs them
+            for rule, st in self.state.items():
+                p, start = rule
+                if rule in self.snaps or current is None or epoch < start:
+                    continue
+                if st["weights"] is None or current < st["best"]:
+                    weights = weights or self.model.get_weights()
+                    if current < st["best"]:
+                        st["best"], st["wait"] = current, -1  # -1 + 1 below = 0
+                    st["weights"], st["best_epoch"] = weights, epoch
+                st["wait"] += 1
+                if st["wait"] >= p and epoch > 0:
+                    self.snap(rule, epoch)
+            if len(self.snaps) == len(self.state):
+                self.model.stop_training = True
 
-        def snap(self, p, epoch):
-            self.snaps[p] = {"weights": [w.copy() for w in self.best_weights],
-                             "epochs_run": epoch + 1, "best_epoch": self.best_epoch + 1,
-                             "wall_s": time.perf_counter() - self.t0[0],
-                             "cpu_s": time.process_time() - self.t0[1]}
+        def snap(self, rule, epoch):
+            st = self.state[rule]
+            self.snaps[rule] = {"weights": st["weights"], "epochs_run": epoch + 1,
+                                "best_epoch": st["best_epoch"] + 1,
+                                "wall_s": time.perf_counter() - self.t0[0],
+                                "cpu_s": time.process_time() - self.t0[1]}
 
-        def on_train_end(self, logs=None):  # the epoch budget ran out before p was reached
-            for p in patiences:
-                if p not in self.snaps and self.best_weights is not None:
-                    self.snap(p, self.last_epoch)
+        def on_train_end(self, logs=None):  # the epoch budget ran out first
+            for rule, st in self.state.items():
+                if rule not in self.snaps and st["weights"] is not None:
+                    self.snap(rule, self.last_epoch)
 
     return StopRecorder()
 
@@ -121,7 +137,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=PROJECT_ROOT / "data",
                     help="a data tree that kedro run filled (globals.data)")
-    ap.add_argument("--patience", default="10,6,5,4,3", help="comma-separated")
+    ap.add_argument("--rules", default="10@0,8@0,6@0,5@0,4@0,3@0,5@6,4@6,3@6",
+                    help="early-stopping rules patience@start_from_epoch, comma-separated; the "
+                         "first is the reference")
     ap.add_argument("--precision", default="float32,mixed_bfloat16", help="comma-separated")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--only-folds", type=int, default=0, help="stop after N folds (0: all)")
@@ -137,10 +155,9 @@ def main() -> None:
     params, genres, seed = cnn_params()
     if args.epochs:
         params = {**params, "epochs": args.epochs}
-    patiences = sorted({int(p) for p in args.patience.split(",")}, reverse=True)
+    rules = parse_rules(args.rules)
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     es = dict(params.get("early_stopping") or {})
-    start_from = int(es.get("start_from_epoch", 0))
     spec, tracks = load_inputs(args.data)
     cv = {"n_splits": args.folds, "n_repeats": 1, "seed": seed, "schemes": ["grouped"],
           "grouped": {"column": None, "block_size": 5}}
@@ -149,8 +166,8 @@ def main() -> None:
     genre_of = dict(zip(tracks["track_id"].astype(str), tracks["genre"].astype(str)))
     n_folds = args.only_folds or args.folds
     rows = []
-    print(f"CNN grouped CV: {len(tracks)} tracks, {n_folds} of {args.folds} folds, patiences "
-          f"{patiences}, precisions {precisions}; configured patience "
+    print(f"CNN grouped CV: {len(tracks)} tracks, {n_folds} of {args.folds} folds, rules "
+          f"{rules}, precisions {precisions}; configured patience "
           f"{es.get('patience')}, epochs {params.get('epochs')}", flush=True)
     parts = [evaluation.fold_partition(folds, "grouped", 0, k, 0.15, seed) for k in range(n_folds)]
     for precision in precisions:  # precision first: partial results are whole configurations
@@ -161,21 +178,22 @@ def main() -> None:
                           "accelerator": {**(params.get("accelerator") or {}),
                                           "mixed_precision": precision if precision != "float32"
                                           else "off"},
-                          "early_stopping": {**es, "patience": max(patiences)}}
-            recorder = stop_recorder(patiences, start_from)
+                          # the recorder replays every rule and stops the training
+                          "early_stopping": {**es, "enabled": False}}
+            recorder = stop_recorder(rules)
             model, info = training.fit(run_params, training.select(spec, train), y["train"],
                                        training.select(spec, val), y["val"],
                                        n_classes=len(genres), seed=seed + k, callbacks=[recorder])
-            for p in patiences:
-                snap = recorder.snaps[p]
+            for rule in rules:
+                snap = recorder.snaps[rule]
                 model.set_weights(snap["weights"])
                 proba = training.predict_proba(model, training.select(spec, test), len(genres))
                 correct = int((proba.argmax(1) == y["test"]).sum())
-                rows.append({"precision": precision, "patience": p, "fold": k,
+                rows.append({"precision": precision, "rule": "%d@%d" % rule, "fold": k,
                              "n_test": len(test), "correct": correct,
                              **{key: snap[key] for key in ("epochs_run", "best_epoch", "wall_s",
                                                            "cpu_s")}})
-                print(f"fold {k} {precision} patience {p}: {correct}/{len(test)} "
+                print(f"fold {k} {precision} rule {rule}: {correct}/{len(test)} "
                       f"epochs {snap['epochs_run']} (best {snap['best_epoch']}) "
                       f"{snap['wall_s']:.0f} s wall {snap['cpu_s']:.0f} CPU-s", flush=True)
             if args.out:  # after every fold: a long run's partial results survive
@@ -188,25 +206,28 @@ def main() -> None:
         args.out.write_text(json.dumps(rows, indent=1))
 
     summary = {}
-    ref = [r for r in rows if r["precision"] == precisions[0] and r["patience"] == patiences[0]]
+    ref_rule = "%d@%d" % rules[0]
+    ref = [r for r in rows if r["precision"] == precisions[0] and r["rule"] == ref_rule]
     ref_cpu, ref_wall = sum(r["cpu_s"] for r in ref), sum(r["wall_s"] for r in ref)
     for precision in precisions:
-        for p in patiences:
-            part = [r for r in rows if r["precision"] == precision and r["patience"] == p]
+        for rule in ("%d@%d" % r for r in rules):
+            part = [r for r in rows if r["precision"] == precision and r["rule"] == rule]
+            if not part:
+                continue
             k, n = sum(r["correct"] for r in part), sum(r["n_test"] for r in part)
             lo, hi = evaluation.wilson_interval(k, n)
             cpu, wall = sum(r["cpu_s"] for r in part), sum(r["wall_s"] for r in part)
-            summary[f"{precision}/patience{p}"] = {
+            summary[f"{precision}/{rule}"] = {
                 "accuracy": k / n, "ci95": [lo, hi], "correct": k, "n_tracks": n,
                 "fold_accuracy": [r["correct"] / r["n_test"] for r in part],
                 "epochs_run": [r["epochs_run"] for r in part],
                 "train_wall_s": wall, "train_cpu_s": cpu,
                 "cpu_fraction_of_reference": cpu / ref_cpu, "wall_fraction_of_reference": wall / ref_wall}
-            print(f"{precision} patience {p}: {k}/{n} = {k / n:.3f} [{lo:.3f}, {hi:.3f}] grouped, "
+            print(f"{precision} {rule}: {k}/{n} = {k / n:.3f} [{lo:.3f}, {hi:.3f}] grouped, "
                   f"train {wall:.0f} s wall / {cpu:.0f} CPU-s ({cpu / ref_cpu:.2f} of the "
                   "reference)", flush=True)
     emit({"benchmark": "cnn_cv", "scheme": "grouped", "folds": n_folds,
-          "reference": f"{precisions[0]}/patience{patiences[0]}", "results": summary})
+          "reference": f"{precisions[0]}/{ref_rule}", "results": summary})
 
 
 if __name__ == "__main__":
