@@ -120,10 +120,32 @@ def segment_settings(params: dict[str, Any]) -> dict[str, Any]:
     return seg
 
 
+def float32_after_training():
+    """A Keras callback: when training ends, every layer of a model trained in a mixed
+    precision policy (``cnn.training_precision``) is switched to float32 (its weights are float32
+    already), so the model is evaluated, saved and served in float32 on any machine."""
+    import keras
+
+    class Float32AfterTraining(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            for layer in self.model._flatten_layers(include_self=True):
+                if layer.dtype_policy.name != "float32":
+                    layer.dtype_policy = "float32"
+            # traced in the training policy: traced again on next use
+            self.model.train_function = self.model.test_function = None
+            self.model.predict_function = None
+
+    return Float32AfterTraining()
+
+
 def _callbacks(params: dict[str, Any], extra=()):
     import keras
 
+    from music_genre.models.builders import training_policy
+
     cbs = []
+    if training_policy(params.get("training_precision")):
+        cbs.append(float32_after_training())
     es = params.get("early_stopping", {})
     if es.get("enabled", True):
         cbs.append(keras.callbacks.EarlyStopping(
