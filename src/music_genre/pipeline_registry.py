@@ -31,13 +31,27 @@ def _pipeline_folders(models: set[str]) -> dict[str, Pipeline]:
     return found
 
 
-def register_pipelines() -> dict[str, Pipeline]:
-    from music_genre.pipelines.training import single_model_pipeline
-    from music_genre.pipelines.tuning import single_tuning_pipeline
+def _requested() -> list[str] | None:
+    """The pipeline names of this ``kedro run`` (None: every pipeline, e.g. the default run,
+    kedro viz or the API)."""
+    from kedro.framework.project import pipelines as project_pipelines
 
+    requested = getattr(project_pipelines, "_requested_pipelines", None)
+    return None if requested is None or "__default__" in requested else list(requested)
+
+
+def register_pipelines() -> dict[str, Pipeline]:
     models = roster.template_models()
     studies = {f"tune_{m}": m for m in roster.tunable_models()}
     pipelines = _pipeline_folders(set(models) | set(studies))
+    requested = _requested()
+    if requested is not None and not set(requested) & (set(models) | set(studies)):
+        # e.g. `kedro run --pipeline data_processing`: no model pipeline is asked for, so the
+        # training modules (matplotlib, sklearn.metrics: ~1.3 CPU-s) are not imported
+        return pipelines
+    from music_genre.pipelines.training import single_model_pipeline
+    from music_genre.pipelines.tuning import single_tuning_pipeline
+
     for name in models:
         pipelines[name] = single_model_pipeline(name)
     for name, model in studies.items():
