@@ -819,6 +819,17 @@ def warm_up(params: ExtractionParams) -> None:
     analyse(y, params, rich_segment_s=1.0)
 
 
+def worker_imports() -> int:
+    """The imports of an extraction worker that compile nothing (librosa's numba code is
+    compiled, or loaded from the cache, on first use, which :func:`warm_up` does first in the
+    parent): run while the parent warms up. Returns the worker's process id."""
+    import numba  # noqa: F401
+    import scipy.fft  # noqa: F401
+    import scipy.signal  # noqa: F401
+
+    return os.getpid()
+
+
 @functools.cache
 def _blas_controller():
     from threadpoolctl import ThreadpoolController

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,6 +115,16 @@ def _chains(augmentation: dict[str, Any] | None) -> list[str]:
     return kinds
 
 
+def _start_workers(n_jobs: int) -> None:
+    """Start joblib's (reusable) worker processes and their imports that compile nothing
+    (:func:`music_genre.audio.worker_imports`); the extraction's ``Parallel`` then finds them
+    running."""
+    from joblib import effective_n_jobs
+
+    Parallel(n_jobs=n_jobs)(delayed(audio.worker_imports)()
+                            for _ in range(effective_n_jobs(n_jobs)))
+
+
 # (path, previous entry or None) → cache entry; defined in music_genre.audio so that joblib/Dask
 # workers import librosa only, not pandas and Kedro (~1 s of start-up per worker process)
 _entry_job = audio.track_entry_job
@@ -163,8 +174,17 @@ def extract_tracks(
     n_jobs = int(execution.get("n_jobs", -1))
     on_dask = distributed.scheduler_of(execution) == "dask"
     parallel = len(todo) >= int(execution.get("min_tracks_for_parallel", 8)) and n_jobs != 1
+    starter = None
+    if todo and parallel and not on_dask:
+        # the joblib workers start (a Python process each, numpy/scipy/numba imports: ~1 CPU-s)
+        # while this process warms librosa's numba code up below; they load that code only
+        # when the first track reaches them, after the warm-up
+        starter = threading.Thread(target=_start_workers, args=(n_jobs,), daemon=True)
+        starter.start()
     if todo and (parallel or on_dask):
         audio.warm_up(params)  # fill the numba cache before workers start (no compile race)
+    if starter is not None:
+        starter.join()
     kwargs = {"params": params, "segment_s": segment_s, "chains": chains}
     # previous entries are read lazily, as each job is handed to a worker
     jobs = ((p, previous_cache[k] if partial else None) for k, p, partial in todo)
