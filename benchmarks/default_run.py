@@ -82,7 +82,11 @@ def one_run(raw_root: Path, project: Path | None, cold_numba: bool) -> dict:
         with tempfile.TemporaryDirectory(prefix="bench_default_run_") as tmp:
             tmp = Path(tmp)
             conf = incremental.private_conf(tmp)
-            extra = {"NUMBA_CACHE_DIR": str(tmp / "numba")} if cold_numba else {}
+            # both checkouts read the same MusiCNN weights (fetched once into the project's .cache)
+            extra = {"MUSIC_GENRE_CACHE": os.environ.get("MUSIC_GENRE_CACHE",
+                                                         str(saved_root / ".cache"))}
+            if cold_numba:
+                extra["NUMBA_CACHE_DIR"] = str(tmp / "numba")
             run = incremental.kedro_run(conf, raw_root, tmp / "run.log", pipeline=None,
                                         extra_env=extra)
             run["models"] = model_figures(tmp / "data")
