@@ -43,7 +43,22 @@ loggers:
   music_genre: {level: INFO}
 root: {handlers: [console]}
 """
-NODE_LINE = re.compile(r"^(\S+ \S+)\|kedro\.\S+\|Running node: (\w+)")
+NODE_LINE = re.compile(r"^(\S+ \S+)\|kedro\.\S+\|Running node: (\w+)(?:: \w+\(\[([^\]]*))?")
+
+
+def node_label(name: str, inputs: str | None) -> str:
+    """A node's name, with the model it belongs to for the template's nodes (Kedro logs
+    ``train_model`` for every model): ``cnn.train_model`` from its ``cnn.*`` or ``params:cnn``
+    input."""
+    tokens = (inputs or "").split(";")
+    if tokens and "." in tokens[0]:
+        return f"{tokens[0].split('.', 1)[0]}.{name}"
+    for token in tokens:
+        if token.startswith("params:") and token[7:] not in ("genres", "seed", "model"):
+            if name in ("train_model", "evaluate_model"):
+                return f"{token[7:]}.{name}"
+            break
+    return name
 LAST_LINE = re.compile(r"^(\S+ \S+)\|kedro\.\S+\|Pipeline execution completed")
 
 
@@ -71,10 +86,12 @@ def kedro_run(conf: Path, raw_root: Path, log: Path, pipeline: str | None = "dat
     marks = []
     for line in output.splitlines():
         if m := NODE_LINE.match(line):
-            marks.append((m.group(2), _stamp(m.group(1))))
+            marks.append((node_label(m.group(2), m.group(3)), _stamp(m.group(1))))
         elif m := LAST_LINE.match(line):
             marks.append(("end", _stamp(m.group(1))))
-    nodes = {name: nxt - t for (name, t), (_, nxt) in zip(marks, marks[1:])}
+    nodes: dict[str, float] = {}
+    for (name, t), (_, nxt) in zip(marks, marks[1:]):
+        nodes[name] = nodes.get(name, 0.0) + nxt - t
     return {"wall_s": wall, "nodes_s": nodes, "nodes_total_s": sum(nodes.values()),
             "cpu_s": cpu, "peak_rss_mb": proc["peak_rss_mb"], "load_avg_before": load}
 
