@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 SCHEDULERS = ("local", "dask")
 STRATEGIES = ("default", "auto", "mirrored")
-PRECISIONS = ("off", "auto", "float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("off", "auto", "float32", "mixed_float16", "mixed_bfloat16", "bf16_if_supported")
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +144,11 @@ def precision_policy_name(setting: Any) -> str:
 
     ``off``/``false``/``float32``: float32. ``auto``: ``mixed_float16`` on a GPU with tensor cores
     (compute capability ≥ 7.0), float32 otherwise (on most CPUs bfloat16 is emulated and slower).
-    ``mixed_float16`` / ``mixed_bfloat16``: as named.
+    ``mixed_float16`` / ``mixed_bfloat16``: as named. ``bf16_if_supported``: ``mixed_bfloat16``
+    on a machine without a GPU whose CPU has bfloat16 instructions (AVX-512 BF16, AMX), float32
+    elsewhere; a model trained so is switched to float32 when training ends
+    (:func:`music_genre.models.training.float32_after_training`): evaluated, saved and served in
+    float32 on any machine.
     """
     if setting in (None, False, "off", "false", "float32", ""):
         return "float32"
@@ -154,7 +158,22 @@ def precision_policy_name(setting: Any) -> str:
                          "(conf/base/parameters_scaling.yml)")
     if setting == "auto":
         return "mixed_float16" if _gpu_supports_float16() else "float32"
+    if setting == "bf16_if_supported":
+        # on CPUs without bfloat16 instructions Keras emulates it, slower than float32
+        return "mixed_bfloat16" if cpu_has_bfloat16() and not gpus() else "float32"
     return setting
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this machine's CPU has bfloat16 arithmetic (AVX-512 BF16 or AMX; Linux flags)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return bool(set(line.split(":", 1)[1].split()) & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 @contextlib.contextmanager

@@ -1,11 +1,12 @@
-"""``cnn.training_precision``: a CNN trained in mixed_bfloat16 is switched to float32 when
-training ends, so it is evaluated, saved and served in float32 (the same numbers as a float32
-model holding its weights), on any machine."""
+"""``accelerator.mixed_precision: bf16_if_supported`` (the CNN's default): bfloat16 compute where
+the CPU has it, and a model trained so is switched to float32 when training ends, so it is
+evaluated, saved and served in float32 (the same numbers as a float32 model holding its
+weights), on any machine."""
 
 import keras
 import numpy as np
-import pytest
 
+from music_genre import distributed
 from music_genre.models import builders, training
 from music_genre.models.specaugment import SpecAugment  # noqa: F401 (registered for loading)
 
@@ -19,20 +20,20 @@ def _data(n=24):
     return rng.standard_normal((n, 16, 17, 1)).astype("float32"), np.arange(n) % 10
 
 
-def test_training_policy_names():
-    assert builders.training_policy(None) is None
-    assert builders.training_policy("mixed_bfloat16") == "mixed_bfloat16"
-    assert builders.training_policy("bf16_if_supported") in (None, "mixed_bfloat16")
-    if not builders.cpu_has_bfloat16():
-        assert builders.training_policy("bf16_if_supported") is None
+def test_bf16_if_supported_follows_the_cpu():
+    name = distributed.precision_policy_name("bf16_if_supported")
+    if distributed.cpu_has_bfloat16() and not distributed.gpus():
+        assert name == "mixed_bfloat16"
+    else:
+        assert name == "float32"
 
 
 def test_a_cnn_trained_in_bfloat16_is_float32_after_training(tmp_path):
     x, y = _data()
-    params = {**PARAMS, "training_precision": "mixed_bfloat16"}
-    model = builders.build_cnn(params, x.shape[1:], 10, seed=0)
+    params = {**PARAMS, "accelerator": {"mixed_precision": "bf16_if_supported"}}
+    with distributed.precision_policy("mixed_bfloat16"):  # what bf16_if_supported gives here
+        model = builders.build_cnn(params, x.shape[1:], 10, seed=0)
     assert model.get_layer("conv_0").dtype_policy.name == "mixed_bfloat16"
-    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
     model.fit(x, y, validation_data=(x, y), epochs=2, batch_size=8, verbose=0,
               callbacks=training._callbacks(params))
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
@@ -47,11 +48,8 @@ def test_a_cnn_trained_in_bfloat16_is_float32_after_training(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
 
 
-@pytest.mark.parametrize("precision", [None, "off"])
-def test_without_training_precision_nothing_changes(precision):
-    x, y = _data()
-    params = {**PARAMS, "training_precision": precision}
-    model = builders.build_cnn(params, x.shape[1:], 10, seed=0)
-    assert model.get_layer("conv_0").dtype_policy.name == "float32"
-    names = [type(cb).__name__ for cb in training._callbacks(params)]
-    assert "Float32AfterTraining" not in names and "EarlyStopping" in names
+def test_other_precisions_keep_their_policy():
+    for setting in (None, "off", "mixed_bfloat16"):
+        names = [type(cb).__name__ for cb in training._callbacks(
+            {**PARAMS, "accelerator": {"mixed_precision": setting}})]
+        assert "Float32AfterTraining" not in names and "EarlyStopping" in names

@@ -113,59 +113,14 @@ def build_mlp(params: dict[str, Any], n_features: int, n_classes: int,
     return _classifier(inputs, x, n_classes, params, "mlp")
 
 
-def cpu_has_bfloat16() -> bool:
-    """Whether this machine's CPU has bfloat16 arithmetic (AVX-512 BF16 or AMX; Linux flags)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
-def training_policy(setting: Any) -> str | None:
-    """The Keras dtype policy a model is TRAINED in (``params['training_precision']``).
-
-    ``null``: the ``accelerator`` block's (``parameters_scaling.yml``). ``bf16_if_supported``:
-    ``mixed_bfloat16`` on a machine without a GPU whose CPU has bfloat16 instructions (there
-    1.2-1.4x the samples per CPU-second, ``benchmarks/cnn_throughput.py``), else the
-    accelerator's (elsewhere bfloat16 is emulated and slower). Or a Keras policy name. A model
-    trained in a mixed policy is switched to float32 when training ends
-    (:class:`music_genre.models.training.Float32AfterTraining`): saved, evaluated and served
-    in float32 on any machine.
-    """
-    if setting in (None, "", False, "off"):
-        return None
-    if setting == "bf16_if_supported":
-        from music_genre import distributed
-
-        return "mixed_bfloat16" if cpu_has_bfloat16() and not distributed.gpus() else None
-    return str(setting)
-
-
 def build_cnn(params: dict[str, Any], input_shape: tuple[int, int, int], n_classes: int,
               seed: int | None = None):
-    """Keras CNN on (n_mels, n_frames, 1) spectrograms, built in the policy of
-    ``params['training_precision']`` (:func:`training_policy`) when it names one.
+    """Keras CNN on (n_mels, n_frames, 1) spectrograms.
 
     SpecAugment (training only) → per block: Conv2D(f, 3×3) → BatchNorm → ReLU → MaxPool(2) →
     Dropout(block_dropout); then GlobalAveragePooling → Dense → BatchNorm → ReLU → Dropout →
     softmax.
     """
-    import contextlib
-
-    from music_genre import distributed
-
-    policy = training_policy(params.get("training_precision"))
-    with distributed.precision_policy(policy) if policy else contextlib.nullcontext():
-        return _build_cnn(params, input_shape, n_classes, seed)
-
-
-def _build_cnn(params: dict[str, Any], input_shape: tuple[int, int, int], n_classes: int,
-               seed: int | None = None):
     import keras
 
     from music_genre.models.specaugment import SpecAugment

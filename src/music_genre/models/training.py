@@ -121,9 +121,9 @@ def segment_settings(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def float32_after_training():
-    """A Keras callback: when training ends, every layer of a model trained in a mixed
-    precision policy (``cnn.training_precision``) is switched to float32 (its weights are float32
-    already), so the model is evaluated, saved and served in float32 on any machine."""
+    """A Keras callback: when training ends, every layer of a model trained in mixed bfloat16
+    (``accelerator.mixed_precision: bf16_if_supported``) is switched to float32 (its weights are
+    float32 already), so the model is evaluated, saved and served in float32 on any machine."""
     import keras
 
     class Float32AfterTraining(keras.callbacks.Callback):
@@ -141,10 +141,8 @@ def float32_after_training():
 def _callbacks(params: dict[str, Any], extra=()):
     import keras
 
-    from music_genre.models.builders import training_policy
-
     cbs = []
-    if training_policy(params.get("training_precision")):
+    if (params.get("accelerator") or {}).get("mixed_precision") == "bf16_if_supported":
         cbs.append(float32_after_training())
     es = params.get("early_stopping", {})
     if es.get("enabled", True):
