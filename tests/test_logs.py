@@ -65,6 +65,7 @@ def demo_log(tmp_path_factory) -> str:
     return log.read_text()
 
 
+@pytest.mark.slow  # kedro run in a subprocess
 def test_only_the_expected_warning(demo_log):
     warning_lines = [line for line in demo_log.splitlines() if "WARNING" in line]
     assert len(warning_lines) == 1, "\n".join(warning_lines)
@@ -74,6 +75,7 @@ def test_only_the_expected_warning(demo_log):
         assert noise not in demo_log, noise
 
 
+@pytest.mark.slow  # kedro run in a subprocess
 def test_lines_are_whole_and_the_run_ends_with_a_summary(demo_log):
     lines = demo_log.splitlines()
     logged = [line for line in lines if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pandas as pd
+import pytest
 import yaml
 
 from music_genre import inference, roster
@@ -29,6 +30,7 @@ def test_every_surface_lists_the_roster():
     assert inference.MODEL_NAMES == roster.names()
 
 
+@pytest.mark.slow  # a default run, evaluate_cv and the service
 def test_a_toy_model_row_appears_in_the_run_report_ensemble_cv_and_api(tmp_path, monkeypatch):
     from kedro.framework.startup import bootstrap_project
 

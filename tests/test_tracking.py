@@ -14,6 +14,8 @@ import pytest
 
 from tests.helpers import TINY, latest, make_project, run
 
+pytestmark = pytest.mark.slow  # a tuning run in a Kedro session with MLflow and ClearML
+
 PARAMS = {**TINY, "tuning": {"n_trials": 2}}
 
 

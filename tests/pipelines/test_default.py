@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers import TINY, latest, make_project, run
 
+pytestmark = pytest.mark.slow  # the default pipeline in Kedro sessions
+
 
 @pytest.fixture(scope="module")
 def demo_project(tmp_path_factory):

@@ -91,6 +91,7 @@ def first_run(project, music) -> pd.DataFrame:
     return _classify(project, music["root"], n_jobs=2, min_files_for_parallel=1, playlists=True)
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_every_audio_file_is_listed_once(first_run, music):
     expected = {str(music[k].resolve()) for k in
                 ("real0", "real1", "real2", "mp3", "flac", "broken", "short")}
@@ -99,6 +100,7 @@ def test_every_audio_file_is_listed_once(first_run, music):
     assert first_run["status"].value_counts().to_dict() == {"ok": 5, "unreadable": 2}
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_unreadable_files_say_why(first_run, music):
     bad = first_run.set_index("path").loc[[str(music["broken"].resolve()),
                                            str(music["short"].resolve())]]
@@ -107,6 +109,7 @@ def test_unreadable_files_say_why(first_run, music):
     assert "at least 3 s" in bad["error"].iloc[1]
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_rows_carry_top3_model_and_seconds(first_run, project, music):
     ok = first_run[first_run["status"] == "ok"].set_index("path")
     assert set(ok["genre"]) <= set(GENRES)
@@ -127,6 +130,7 @@ def test_rows_carry_top3_model_and_seconds(first_run, project, music):
     assert 5000 < band <= 11025
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_answers_equal_the_service_function(first_run, project, music):
     """What the workers wrote equals inference.predict_bytes on an independently loaded model."""
     model_dir = project / "data" / ENV / "06_models" / "rf.pkl"
@@ -146,6 +150,7 @@ def _base_extraction() -> dict:
     return yaml.safe_load(conf.read_text())["extraction"]
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_summary_chart_and_playlists(first_run, project):
     reporting = project / "data" / ENV / "08_reporting" / "classify"
     assert latest(reporting / "summary.png", "summary.png").stat().st_size > 10_000
@@ -158,6 +163,7 @@ def test_summary_chart_and_playlists(first_run, project):
         assert sorted(lines[2::2]) == sorted(ok.loc[ok["genre"] == genre, "path"])
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_a_second_run_reuses_rows_of_the_same_model_version(first_run, project, music):
     """Same size and modification time: taken from the previous table, not analysed again (the
     file's bytes are now garbage, so an analysis would call it unreadable); a newer time: read."""
@@ -173,6 +179,7 @@ def test_a_second_run_reuses_rows_of_the_same_model_version(first_run, project, 
     assert (third["status"] == "ok").sum() == 4
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_cli_prints_one_line_per_file_and_json(project, music, first_run):
     folder = music["root"] / "nested"
     cmd = [sys.executable, "-m", "music_genre", "classify", str(folder), str(music["mp3"]),

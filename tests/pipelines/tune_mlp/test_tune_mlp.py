@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
@@ -13,12 +14,12 @@ from kedro_datasets.pandas import CSVDataset
 
 from music_genre.pipelines.tune_mlp import create_pipeline
 from music_genre.pipelines.tune_rf import tuning_pipeline
-
-from .conftest import GENRES
+from tests.tuning_data import GENRES
 
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
 
 
+@pytest.mark.slow  # Keras trials
 def test_tune_then_train_best(tmp_path, features_and_split, tuning_conf, model_params):
     features, split = features_and_split
     mlp = {**model_params["mlp"], "hidden_units": [32], "verbose": 0}
