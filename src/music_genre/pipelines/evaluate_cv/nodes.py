@@ -146,7 +146,7 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
     # the live model blocks (params:<model>) of every model of the roster
     live = {name: parameters[name] for name in roster.names() if name in parameters}
     index = {g: i for i, g in enumerate(genres)}
-    seed = int(cv.get("seed", 0))
+    seed = int(cv["seed"])  # evaluate_cv.seed: ${globals:seed}
     metric_rows, oof_frames = [], []
     fold_cache = fold_cache if fold_cache is not None else {}
     new_entries: dict[str, dict[str, Any]] = {}
