@@ -88,7 +88,8 @@ def run_tuning(pipeline, model: str, model_input, split: pd.DataFrame, model_par
     from music_genre.datasets import SpectrogramSet
 
     tune = pipeline.only_nodes_with_tags("tune")
-    (source,) = {d for d in tune.inputs() if not d.startswith("params:")} - {"split"}
+    (source,) = {d for d in tune.inputs() if not d.startswith("params:")} - {
+        "split", "degraded_features"}
     test = set(split.loc[split["split"] == "test", "track_id"])
     if isinstance(model_input, SpectrogramSet):
         keep = np.array([t not in test for t in model_input.track_ids])

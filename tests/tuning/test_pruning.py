@@ -9,7 +9,7 @@ import pytest
 from music_genre import tuning
 from music_genre.datasets import SpectrogramSet
 from music_genre.models import training
-from music_genre.pipelines.training.nodes import _labels
+from music_genre.models.inputs import labels as _labels
 from tests.tuning_data import GENRES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -9,12 +9,9 @@ import pytest
 
 from music_genre.datasets import SpectrogramSet
 from music_genre.demo import GENRES
+from music_genre.models.inputs import augmented_training_set
 from music_genre.pipelines.data_processing.nodes import split_tracks
-from music_genre.pipelines.training.nodes import (
-    augmented_training_set,
-    evaluate_model,
-    train_model,
-)
+from music_genre.pipelines.training.nodes import evaluate_model, train_model
 from tests.helpers import FILTERED
 
 

@@ -3,7 +3,7 @@ forest, through a real runner."""
 
 from __future__ import annotations
 
-from music_genre.pipelines.tune_rf import create_pipeline
+from music_genre.pipelines.tuning import single_tuning_pipeline
 from tests.tuning_data import run_tuning
 
 
@@ -18,7 +18,7 @@ def test_tune_then_train_the_best_forest(tmp_path, features_and_split, tuning_co
             "sampler": {"seed": 0, "n_startup_trials": 3}, "mlflow": False,
             "rf": {**tuning_conf["rf"], "space": space,
                    "fixed": {"random_forest": {"n_jobs": 1}}}}
-    catalog = run_tuning(create_pipeline(), "rf", features, split, rf, conf, tmp_path)
+    catalog = run_tuning(single_tuning_pipeline("rf"), "rf", features, split, rf, conf, tmp_path)
 
     trials = catalog.load("rf.trials")
     assert len(trials) == 3 and set(trials["state"]) == {"COMPLETE"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from music_genre.pipelines.tune_cnn import create_pipeline
+from music_genre.pipelines.tuning import single_tuning_pipeline
 from tests.tuning_data import run_tuning, tiny_spectrograms
 
 pytestmark = pytest.mark.slow  # trains Keras CNNs
@@ -22,8 +22,8 @@ def test_tune_then_train_the_best_cnn(tmp_path, features_and_split, tuning_conf,
             "sampler": {"seed": 0, "n_startup_trials": 2}, "mlflow": False,
             "enqueue_base": False,
             "cnn": {**tuning_conf["cnn"], "space": space, "fixed": {"epochs": 2, "verbose": 0}}}
-    catalog = run_tuning(create_pipeline(), "cnn", tiny_spectrograms(split), split, cnn, conf,
-                         tmp_path)
+    catalog = run_tuning(single_tuning_pipeline("cnn"), "cnn", tiny_spectrograms(split), split,
+                         cnn, conf, tmp_path)
 
     trials = catalog.load("cnn.trials")
     assert len(trials) == 2 and set(trials["state"]) == {"COMPLETE"}
