@@ -3,10 +3,13 @@ forest, through a real runner."""
 
 from __future__ import annotations
 
+import pytest
+
 from music_genre.pipelines.tuning import single_tuning_pipeline
 from tests.tuning_data import run_tuning
 
 
+@pytest.mark.slow  # an Optuna study with its report plots, then the best forest
 def test_tune_then_train_the_best_forest(tmp_path, features_and_split, tuning_conf,
                                          model_params):
     features, split = features_and_split
