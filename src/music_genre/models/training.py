@@ -16,9 +16,8 @@ import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from music_genre.models.inputs import SpectrogramSet, feature_columns, select
+from music_genre.models.inputs import SpectrogramSet
 
 logger = logging.getLogger(__name__)
 
