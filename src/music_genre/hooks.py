@@ -23,14 +23,16 @@ MODELS_INPUT = "classify.models"  # conf/base/catalog_classify.yml
 
 def _uses_keras(pipeline, catalog) -> bool:
     """Whether a run may import Keras: it reads or writes a ``.keras`` model (networks, MusiCNN),
-    or classifies with a model chosen at run time."""
+    a model bundle (``{model}.model``: Keras for some families), or classifies with a model
+    chosen at run time."""
+    from music_genre.bundle_dataset import ModelBundleDataset
     from music_genre.keras_dataset import KerasModelDataset
 
     if MODELS_INPUT in pipeline.datasets():
         return True
     for name in pipeline.datasets():
         try:
-            if isinstance(catalog.get(name), KerasModelDataset):
+            if isinstance(catalog.get(name), (KerasModelDataset, ModelBundleDataset)):
                 return True
         except Exception:  # a dataset that cannot be built now is not a Keras model
             continue
@@ -101,7 +103,8 @@ class ProjectHooks:
             return
         from music_genre.classify_io import TrainedModels
 
-        models = TrainedModels(catalog, catalog.load("parameters"))
+        models = TrainedModels(catalog, catalog.load("parameters"),
+                               env=self._training_data.get("env"))
         if isinstance(catalog.get(MODELS_INPUT), MemoryDataset):  # conf/base/catalog_classify.yml
             catalog.get(MODELS_INPUT).save(models)
         else:

@@ -306,7 +306,7 @@ def test_a_band_limited_model_reads_and_is_evaluated_on_its_chain_copy():
     params = {"name": "rf_robust", "kind": "random_forest", "input_degradation": "resample_8k",
               "random_forest": {"n_estimators": 5, "n_jobs": 1}}
     model, info = train_model(table, split, params, GENRES, 0, degraded)
-    assert model.input_spec_["degradation"] == "resample_8k"  # what the service applies
+    assert info["input_spec"]["degradation"] == "resample_8k"  # what its bundle carries
     # trained on the chain copy: feature a alone separates the genres there
     assert model.named_steps["forest"].feature_importances_[0] == pytest.approx(1.0)
     metrics, _, predictions, _, _ = evaluate_model(model, table, split, info, params, GENRES,
@@ -315,7 +315,7 @@ def test_a_band_limited_model_reads_and_is_evaluated_on_its_chain_copy():
     with pytest.raises(ValueError, match="'resample_16k'.*augmentation.degradations"):
         train_model(table, split, {**params, "input_degradation": "resample_16k"}, GENRES, 0,
                     degraded)
-    # a Keras model cannot carry the chain in its file: it goes into the run's metrics
+    # a Keras model's chain: in its bundle's contract (bundle_model) and the run's metrics
     mlp = {"name": "mlp", "kind": "keras_mlp", "input_degradation": "resample_8k",
            "hidden_units": [8], "epochs": 60, "verbose": 0, "batch_size": 2,
            "optimizer": {"learning_rate": 0.05}, "early_stopping": {"enabled": False}}
@@ -329,9 +329,10 @@ def test_a_band_limited_model_reads_and_is_evaluated_on_its_chain_copy():
                     {**mlp, "kind": "keras_cnn"}, GENRES, 0, degraded)
 
 
-def test_the_service_applies_a_keras_models_chain_from_its_metrics():
-    """The service reads a Keras model's input spec from its metrics and computes exactly the
-    degraded_features row: the 57 reference columns of the rich features of the 8 kHz copy."""
+def test_the_service_applies_a_keras_models_chain_from_its_bundle():
+    """The service reads a Keras model's input spec from its bundle's contract and computes
+    exactly the degraded_features row: the 57 reference columns of the rich features of the
+    8 kHz copy."""
     from music_genre import inference
 
     params = audio.ExtractionParams(duration_s=6.0)
@@ -341,7 +342,7 @@ def test_the_service_applies_a_keras_models_chain_from_its_metrics():
         np.float32)
     spec = {"columns": list(audio.FEATURE_NAMES), "rich_segment_s": 3.0,
             "degradation": "resample_8k"}
-    loaded = inference.LoadedModel("mlp", object(), metrics={"input_spec": spec})
+    loaded = inference.LoadedModel("mlp", object(), contract={"input": spec})
     got = inference.input_builder("mlp").build(y, params, loaded).x
     expected = audio.rich_features(audio.degrade(y, sr, "resample_8k"), params, 3.0)[:57]
     np.testing.assert_array_equal(got, expected[None].astype(np.float32))

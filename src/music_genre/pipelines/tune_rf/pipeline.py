@@ -45,7 +45,8 @@ def tuning_pipeline(model: str, model_input: str) -> Pipeline:
         inputs={"model_input": model_input, "split": "split",
                 "best_params": f"{model}.best_params",
                 **({"degraded": "degraded_features"} if model_input in AUGMENTABLE else {})},
-        parameters={"params:genres": "params:genres", "params:seed": "params:seed"},
+        parameters={"params:genres": "params:genres", "params:seed": "params:seed",
+                    "params:extraction": "params:extraction"},
     )
     return tune + train_best
 
