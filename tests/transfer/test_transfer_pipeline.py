@@ -55,6 +55,7 @@ def _catalog(root, manifest, split, params, transfer_overrides=None, out="out",
         "musicnn_cache_previous": TrackCacheDataset(path=cache),
         "musicnn_cache": TrackCacheDataset(path=cache),
         "params:musicnn": MemoryDataset(musicnn),
+        "params:extraction": MemoryDataset({}),
         "params:execution": MemoryDataset({"progress": False}),
         "params:transfer": MemoryDataset(transfer),
         "params:genres": MemoryDataset(GENRES), "params:seed": MemoryDataset(42),
@@ -97,7 +98,7 @@ def test_pipeline_on_demo_data(demo, trained):
     values = features.iloc[:, 2:].to_numpy()
     assert np.isfinite(values[:, : 3 * n_per_patch]).all()  # 9 s demo tracks: 3 patches
     assert np.isnan(values[:, 3 * n_per_patch :]).all()
-    model = catalog.load("transfer.model")
+    model = catalog.load("transfer.model").model  # the head in its bundle
     assert model.n_patches == 10 and model.prior_columns == 10 and model.n_patches_seen_ == 60
 
     # serving: the saved artifacts + the shared preprocessing reproduce the evaluation exactly
@@ -105,10 +106,17 @@ def test_pipeline_on_demo_data(demo, trained):
 
 
 def assert_service_equals_evaluation(catalog, manifest, musicnn):
-    from music_genre.transfer.serving import TransferService
+    from music_genre import inference
 
-    service = TransferService(catalog.load("musicnn_network"), catalog.load("transfer.model"),
-                              GENRES, musicnn)  # fmt: skip
+    # served as the head's bundle says: its contract carries the recipe (networks, prior,
+    # patching) that the run's params:musicnn gave
+    bundle = catalog.load("transfer.model")
+    assert bundle.family == "embedding-head" and bundle.genres == list(GENRES)
+    assert {k: bundle.contract["input"]["musicnn"].get(k) for k in
+            ("extra_networks", "features", "pooling", "genre_prior")} == \
+        {k: musicnn.get(k) for k in ("extra_networks", "features", "pooling", "genre_prior")}
+    loaded = inference.loaded_model("transfer", bundle, network=catalog.load("musicnn_network"))
+    service = loaded.extras["transfer_service"]
     predictions = catalog.load("transfer.predictions")
     features = catalog.load("musicnn_features").set_index("track_id")
     for i in (0, 5):

@@ -63,6 +63,11 @@ class Family:
     #: ``joblib`` or ``keras`` (how :mod:`music_genre.models.bundle` writes the model)
     save_format: str
 
+    @property
+    def keras(self) -> bool:
+        """Whether it trains Keras models (epoch callbacks, ``clear_session`` between fits)."""
+        return self.save_format == "keras"
+
     def fit(self, params: dict[str, Any], train_input, y_train: np.ndarray, val_input,
             y_val: np.ndarray, n_classes: int, seed: int, callbacks=()
             ) -> tuple[Any, dict[str, Any]]:
