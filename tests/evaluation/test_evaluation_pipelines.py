@@ -12,13 +12,10 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from music_genre import audio
 from music_genre.datasets import SpectrogramSet
+from music_genre.models.inputs import augmented_training_set
 from music_genre.pipelines.data_processing.nodes import split_tracks
 from music_genre.pipelines.ensemble.nodes import evaluate_ensemble
-from music_genre.pipelines.training.nodes import (
-    augmented_training_set,
-    evaluate_model,
-    train_model,
-)
+from music_genre.pipelines.training.nodes import evaluate_model, train_model
 from tests.helpers import FILTERED, PROJECT_ROOT, TINY, latest, make_project, run
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae",

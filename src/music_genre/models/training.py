@@ -1,9 +1,9 @@
-"""Training-side helpers shared by every model family: row selection, spectrogram batches,
-callbacks, and ``fit`` / ``predict_proba`` entry points that hand over to the family adapters of
+"""Training-side helpers shared by every model family: spectrogram batches, callbacks, and
+``fit`` / ``predict_proba`` entry points that hand over to the family adapters of
 :mod:`music_genre.models.families` (``kind`` → sklearn-table, keras-table, keras-spectrogram).
 
-Spectrogram models stream batches from the memory-mapped float16 store (never every
-spectrogram in float32 at once).
+Spectrogram models (:class:`~music_genre.models.inputs.SpectrogramSet`) stream batches from the
+memory-mapped float16 store (never every spectrogram in float32 at once).
 """
 
 from __future__ import annotations
@@ -13,32 +13,11 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from music_genre.datasets import SpectrogramSet
+# select / feature_columns: re-exported (training.select is what tuning and CV call)
+from music_genre.models.inputs import SpectrogramSet, feature_columns, select  # noqa: F401
 
 logger = logging.getLogger(__name__)
-
-def feature_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c not in ("track_id", "genre")]
-
-
-def select(model_input, track_ids: np.ndarray, columns: list[str] | None = None):
-    """The model input rows of ``track_ids``: an array for tables (``columns``, default every
-    feature column, in that order), (set, indices) for spectrograms."""
-    track_ids = np.asarray(track_ids, dtype=str)
-    if isinstance(model_input, SpectrogramSet):
-        return model_input, model_input.index_of(track_ids)
-    table = model_input.set_index(model_input["track_id"].astype(str))
-    missing = [t for t in track_ids if t not in table.index]
-    if missing:
-        raise KeyError(f"model input has no rows for tracks {missing[:5]} ({len(missing)})")
-    columns = feature_columns(model_input) if columns is None else list(columns)
-    absent = [c for c in columns if c not in table.columns]
-    if absent:
-        raise KeyError(f"model input has no columns {absent[:5]} ({len(absent)} missing); is the "
-                       "model reading the right feature table?")
-    return table.loc[track_ids, columns].to_numpy(np.float32)
 
 
 def window_starts(n_frames: int, window: int, hop: int) -> np.ndarray:
