@@ -84,7 +84,7 @@ def load_model(catalog, params: Mapping[str, Any], name: str,
         raise LookupError(f"no trained version of '{name}.model'")
     model = catalog.load(f"{name}.model", version=None if version == "unversioned" else version)
     metrics, metrics_version = _metrics(catalog, name, version)
-    if name == "ensemble":
+    if isinstance(model, Mapping) and "members" in model:  # the ensemble's bundle (JSON)
         if members is None:
             members = {m: load_model(catalog, params, m, env=env)
                        for m, w in model["members"].items() if float(w) > 0}

@@ -325,7 +325,7 @@ def load_service(settings: ApiSettings | None = None) -> Service:
                              f"{roster.names()}")
         catalog = context.catalog
         # members first: the ensemble is served over them
-        for name in sorted(settings.models, key=lambda n: n == "ensemble"):
+        for name in sorted(settings.models, key=lambda n: roster.spec(n).family == "ensemble"):
             status = ModelStatus(name, train_command=_train_command(name, env))
             try:
                 # the ensemble is served over the members loaded before it
