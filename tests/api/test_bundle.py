@@ -114,3 +114,18 @@ def test_a_model_saved_without_a_contract_is_refused():
                        match=r"'rf' was saved without its serving contract.*"
                              r"`kedro run --pipeline rf --env demo`"):
         inference.loaded_model("rf", object(), env="demo")
+
+
+def test_a_model_saved_before_bundles_is_refused_with_the_retrain_command(api_project):
+    """An env whose data folder holds only an old-style ``06_models/rf.pkl`` (no bundle)."""
+    env = _env_with(api_project, "apitest_legacy", {})
+    (api_project / "conf" / env / "globals.yml").write_text("data: data/legacy\nseed: 42\n")
+    old = api_project / "data" / "legacy" / "06_models" / "rf.pkl" / "2026-01-01T00.00.00.000Z"
+    old.mkdir(parents=True)
+    (old / "rf.pkl").write_bytes(b"an old pickle")
+    service = load_service(ApiSettings(project_path=str(api_project), env=env, warmup=False,
+                                       models=["rf", "mlp"]))
+    assert service.available == {}
+    assert "saved before models carried their serving contract" in service.models["rf"].reason
+    assert f"kedro run --pipeline rf --env {env}" in service.models["rf"].reason
+    assert "has not been trained yet" in service.models["mlp"].reason
