@@ -78,9 +78,10 @@ def test_changing_n_mels_and_n_mfcc_in_conf_changes_no_answer(api_project, api_d
                 expected.loc[track.track_id, genres].to_numpy(float), atol=2e-5, err_msg=name)
 
 
-def _fake_version(api_data, name: str, change) -> str:
-    """A newer version of ``<name>.model``: the newest one's files with its contract changed."""
-    folder = api_data / "06_models" / f"{name}.bundle"
+def _newer_version(models, name: str, change) -> None:
+    """A newer version of ``<name>.model`` under ``models``: the newest one's files with its
+    contract changed."""
+    folder = models / f"{name}.bundle"
     newest = sorted(folder.iterdir())[-1]
     fake = folder / "9999-12-31T23.59.59.999Z"
     shutil.copytree(newest, fake)
@@ -88,25 +89,40 @@ def _fake_version(api_data, name: str, change) -> str:
     contract = json.loads(path.read_text())
     change(contract)
     path.write_text(json.dumps(contract))
-    return str(fake)
 
 
 def test_an_incompatible_bundle_is_refused_naming_the_difference(api_project, api_data):
-    fakes = [_fake_version(api_data, "rf", lambda c: c.update(format=0)),
-             _fake_version(api_data, "mlp", lambda c: c.pop("extraction"))]
-    try:
-        service = load_service(ApiSettings(project_path=str(api_project), env="apitest",
-                                           warmup=False, models=["rf", "mlp", "cnn"]))
-    finally:
-        for fake in fakes:
-            shutil.rmtree(fake)
+    # a copy of the trained models in an env of its own (the session's other services, e.g.
+    # the live server, keep loading the untouched ones)
+    env = _env_with(api_project, "apitest_refused", {})
+    (api_project / "conf" / env / "globals.yml").write_text("data: data/refused\nseed: 42\n")
+    models = api_project / "data" / "refused" / "06_models"
+    for name in ("rf", "mlp", "cnn"):
+        shutil.copytree(api_data / "06_models" / f"{name}.bundle", models / f"{name}.bundle")
+    _newer_version(models, "rf", lambda c: c.update(format=0))
+    _newer_version(models, "mlp", lambda c: c.pop("extraction"))
+    settings = ApiSettings(project_path=str(api_project), env=env, warmup=False,
+                           models=["rf", "mlp", "cnn"])
+    service = load_service(settings)
     assert sorted(service.available) == ["cnn"]  # the others still load
     rf, mlp = service.models["rf"], service.models["mlp"]
     assert "bundle format 0, this code reads format 1" in rf.reason
-    assert "kedro run --pipeline rf --env apitest" in rf.reason
-    assert rf.train_command == "kedro run --pipeline rf --env apitest"
+    assert f"kedro run --pipeline rf --env {env}" in rf.reason
+    assert rf.train_command == f"kedro run --pipeline rf --env {env}"
     assert "its contract lacks ['extraction']" in mlp.reason
-    assert "kedro run --pipeline mlp --env apitest" in mlp.reason
+    assert f"kedro run --pipeline mlp --env {env}" in mlp.reason
+    # asked for anyway: 503 with the reason and the command (said once)
+    from fastapi.testclient import TestClient
+
+    from music_genre.api.app import create_app
+
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/predict", files={"file": ("a.wav", b"RIFF....")},
+                               data={"model": "rf"})
+    assert response.status_code == 503
+    body = response.json()
+    assert "bundle format 0" in body["error"] and body["error"].count("kedro run") == 1
+    assert body["train_command"] == f"kedro run --pipeline rf --env {env}"
 
 
 def test_a_model_saved_without_a_contract_is_refused():

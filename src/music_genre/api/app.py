@@ -398,8 +398,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                                 "the service", train_commands=commands)
         status = service.models[chosen]
         if status.loaded is None:
-            raise ApiError(503, f"{status.reason}; train it with `{status.train_command}` "
-                                "and restart the service", train_command=status.train_command)
+            fix = ("" if status.train_command in (status.reason or "")  # refused bundles say it
+                   else f"; train it with `{status.train_command}`")
+            raise ApiError(503, f"{status.reason}{fix} and restart the service",
+                           train_command=status.train_command)
         try:
             prediction, image = await anyio.to_thread.run_sync(
                 functools.partial(service.predict, data, chosen, name, spectrogram),
