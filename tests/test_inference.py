@@ -7,9 +7,10 @@ import numpy as np
 from music_genre import audio
 
 
-def test_the_service_applies_a_keras_models_chain_from_its_metrics():
-    """The service reads a Keras model's input spec from its metrics and computes exactly the
-    degraded_features row: the 57 reference columns of the rich features of the 8 kHz copy."""
+def test_the_service_applies_a_keras_models_chain_from_its_bundle():
+    """The service reads a Keras model's input spec from its bundle's contract and computes
+    exactly the degraded_features row: the 57 reference columns of the rich features of the
+    8 kHz copy."""
     from music_genre import inference
 
     params = audio.ExtractionParams(duration_s=6.0)
@@ -19,7 +20,7 @@ def test_the_service_applies_a_keras_models_chain_from_its_metrics():
         np.float32)
     spec = {"columns": list(audio.FEATURE_NAMES), "rich_segment_s": 3.0,
             "degradation": "resample_8k"}
-    loaded = inference.LoadedModel("mlp", object(), metrics={"input_spec": spec})
+    loaded = inference.LoadedModel("mlp", object(), contract={"input": spec})
     got = inference.input_builder("mlp").build(y, params, loaded).x
     expected = audio.rich_features(audio.degrade(y, sr, "resample_8k"), params, 3.0)[:57]
     np.testing.assert_array_equal(got, expected[None].astype(np.float32))

@@ -82,7 +82,7 @@ def test_lines_are_whole_and_the_run_ends_with_a_summary(demo_log):
     assert len(logged) > 20
     # a path that Rich would have broken over two lines at 80 columns comes out whole
     saved = [line for line in logged if "Saved 'mlp.model' to" in line]
-    assert saved and saved[0].rstrip().endswith("mlp.keras")
+    assert saved and saved[0].rstrip().endswith("mlp.bundle")
     summary = lines[[i for i, line in enumerate(lines) if "Run summary:" in line][-1]:]
     assert re.search(r"mlp\s+\d+\.\d\d % / \d\.\d{3}", "\n".join(summary))
 

@@ -53,6 +53,7 @@ def transfer_catalog(root, manifest, split, params, transfer_overrides=None, out
         "musicnn_cache_previous": TrackCacheDataset(path=cache),
         "musicnn_cache": TrackCacheDataset(path=cache),
         "params:musicnn": MemoryDataset(musicnn),
+        "params:extraction": MemoryDataset({}),
         "params:execution": MemoryDataset({"progress": False}),
         "params:transfer": MemoryDataset(transfer),
         "params:genres": MemoryDataset(GENRES), "params:seed": MemoryDataset(42),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from music_genre.datasets import SpectrogramSet
-from music_genre.models import training
+from music_genre.models import bundle, training
 
 TINY_CNN = {"kind": "keras_cnn", "filters": [4], "dense_units": 8, "dropout": 0.0,
             "specaugment": {"enabled": False}, "batch_size": 8, "epochs": 1, "verbose": 0,
@@ -122,8 +122,10 @@ def test_service_averages_a_segment_cnn_over_windows_like_the_evaluation(spec):
     np.testing.assert_allclose(
         training.predict_segments(model, batch.x.astype(np.float32)[..., None]), expected,
         rtol=1e-5, atol=1e-6)
-    loaded = inference.LoadedModel("cnn", model)
-    pred = inference.predict_signal(signal, loaded, params, ["a", "b"])
+    # served as its bundle says: the 6 s windows of this extraction, the genres a, b
+    loaded = inference.LoadedModel("cnn", model, contract=bundle.contract(
+        "cnn", "keras-spectrogram", ["a", "b"], params.as_dict()))
+    pred = inference.predict_signal(signal, loaded)
     assert pred.n_windows == 2
     np.testing.assert_allclose(pred.window_probabilities, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(list(pred.probabilities.values()), expected.mean(axis=0),

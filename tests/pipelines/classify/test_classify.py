@@ -12,14 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
 
-from music_genre import audio, inference
+from music_genre import inference
+from music_genre.models import bundle
 from music_genre.pipelines.classify import nodes
 from tests.helpers import latest, make_project, run
 
@@ -116,7 +116,7 @@ def test_rows_carry_top3_model_and_seconds(first_run, project, music):
     p = ok[["probability", "probability_2", "probability_3"]].to_numpy()
     assert (np.diff(p, axis=1) <= 0).all() and (p.sum(axis=1) <= 1.0 + 1e-3).all()
     assert (ok[["genre", "genre_2", "genre_3"]].nunique(axis=1) == 3).all()
-    versions = sorted(d.name for d in (project / "data" / ENV / "06_models" / "rf.pkl").iterdir())
+    versions = sorted(d.name for d in (project / "data" / ENV / "06_models" / "rf.bundle").iterdir())
     assert (ok["model"] == "rf").all() and (ok["model_version"] == versions[-1]).all()
     # 30 s real tracks (6 s windows: 5), a 12 s MP3 (2 windows), a 10 s FLAC (2: the last 4 s
     # looped up to 6 s, as a short training clip is)
@@ -133,21 +133,15 @@ def test_rows_carry_top3_model_and_seconds(first_run, project, music):
 @pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_answers_equal_the_service_function(first_run, project, music):
     """What the workers wrote equals inference.predict_bytes on an independently loaded model."""
-    model_dir = project / "data" / ENV / "06_models" / "rf.pkl"
-    model = joblib.load(latest(model_dir, "rf.pkl"))
-    loaded = inference.LoadedModel("rf", model, "x")
-    params = audio.ExtractionParams.from_dict({**_base_extraction(), "duration_s": 6.0})
+    model_dir = project / "data" / ENV / "06_models" / "rf.bundle"
+    loaded = inference.loaded_model("rf", bundle.load(latest(model_dir, "rf.bundle")))
+    assert loaded.extraction.duration_s == 6.0  # the run's windows, from the bundle
     for key in ("real1", "mp3"):
         path = music[key].resolve()
-        pred = inference.predict_bytes(path.read_bytes(), loaded, params, GENRES, str(path))
+        pred = inference.predict_bytes(path.read_bytes(), loaded, str(path))
         row = first_run.set_index("path").loc[str(path)]
         assert row["genre"] == pred.genre
         assert row["probability"] == pytest.approx(max(pred.probabilities.values()), abs=1e-4)
-
-
-def _base_extraction() -> dict:
-    conf = Path(__file__).resolve().parents[3] / "conf" / "base" / "parameters_data_processing.yml"
-    return yaml.safe_load(conf.read_text())["extraction"]
 
 
 @pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions

@@ -42,13 +42,19 @@ def _tiny_data(n_per_class=6, n_classes=3):
                          "verbose": 0, "batch_size": 4}, "spectrograms",
                  marks=pytest.mark.slow),
 ])
-def test_template_trains_and_evaluates_each_model_with_a_real_runner(name, params, source):
+def test_template_trains_and_evaluates_each_model_with_a_real_runner(name, params, source,
+                                                                    tmp_path):
+    from music_genre.bundle_dataset import ModelBundleDataset
+
     genres, table, spec, split = _tiny_data()
     catalog = DataCatalog({
         "features": MemoryDataset(table), "spectrograms": MemoryDataset(spec, copy_mode="assign"),
         "split": MemoryDataset(split), f"params:{name}": MemoryDataset({**params, "name": name}),
         "params:genres": MemoryDataset(genres), "params:seed": MemoryDataset(0),
-        f"{name}.model": MemoryDataset(copy_mode="assign"),
+        "params:extraction": MemoryDataset({"duration_s": 6.0}),
+        f"{name}.trained_model": MemoryDataset(copy_mode="assign"),
+        # the project's `{model}.model` dataset: evaluation reads the model back from disk
+        f"{name}.model": ModelBundleDataset(filepath=str(tmp_path / f"{name}.bundle")),
         # feature models may ask for degraded copies (augment, input_degradation); none here
         "degraded_features": MemoryDataset(pd.DataFrame(columns=["track_id", "genre",
                                                                  "degradation"])),
@@ -64,3 +70,8 @@ def test_template_trains_and_evaluates_each_model_with_a_real_runner(name, param
     assert list(predictions.columns[:3]) == ["track_id", "genre", "predicted"]
     np.testing.assert_allclose(predictions[genres].sum(axis=1), 1.0, rtol=1e-4)
     assert f"{name}.confusion_matrix" in outputs and f"{name}.training_curves" in outputs
+    # the saved model is a bundle: its family and the run's extraction parameters and genres
+    bundle = catalog.load(f"{name}.model")
+    assert bundle.family == {"rf": "sklearn-table", "mlp": "keras-table",
+                             "cnn": "keras-spectrogram"}[name]
+    assert bundle.contract["extraction"]["duration_s"] == 6.0 and bundle.genres == genres

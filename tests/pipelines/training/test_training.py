@@ -102,7 +102,7 @@ def test_a_band_limited_model_reads_and_is_evaluated_on_its_chain_copy():
     params = {"name": "rf_robust", "kind": "random_forest", "input_degradation": "resample_8k",
               "random_forest": {"n_estimators": 5, "n_jobs": 1}}
     model, info = train_model(table, split, params, GENRES, 0, degraded)
-    assert model.input_spec_["degradation"] == "resample_8k"  # what the service applies
+    assert info["input_spec"]["degradation"] == "resample_8k"  # what its bundle carries
     # trained on the chain copy: feature a alone separates the genres there
     assert model.named_steps["forest"].feature_importances_[0] == pytest.approx(1.0)
     metrics, _, predictions, _, _ = evaluate_model(model, table, split, info, params, GENRES,
@@ -111,7 +111,7 @@ def test_a_band_limited_model_reads_and_is_evaluated_on_its_chain_copy():
     with pytest.raises(ValueError, match="'resample_16k'.*augmentation.degradations"):
         train_model(table, split, {**params, "input_degradation": "resample_16k"}, GENRES, 0,
                     degraded)
-    # a Keras model cannot carry the chain in its file: it goes into the run's metrics
+    # a Keras model's chain: in its bundle's contract (bundle_model) and the run's metrics
     mlp = {"name": "mlp", "kind": "keras_mlp", "input_degradation": "resample_8k",
            "hidden_units": [8], "epochs": 60, "verbose": 0, "batch_size": 2,
            "optimizer": {"learning_rate": 0.05}, "early_stopping": {"enabled": False}}

@@ -44,7 +44,7 @@ def test_pipeline_on_demo_data(transfer_demo, transfer_trained):
     values = features.iloc[:, 2:].to_numpy()
     assert np.isfinite(values[:, : 3 * n_per_patch]).all()  # 9 s demo tracks: 3 patches
     assert np.isnan(values[:, 3 * n_per_patch :]).all()
-    model = catalog.load("transfer.model")
+    model = catalog.load("transfer.model").model  # the head in its bundle
     assert model.n_patches == 10 and model.prior_columns == 10 and model.n_patches_seen_ == 60
 
     # serving: the saved artifacts + the shared preprocessing reproduce the evaluation exactly
@@ -52,10 +52,17 @@ def test_pipeline_on_demo_data(transfer_demo, transfer_trained):
 
 
 def assert_service_equals_evaluation(catalog, manifest, musicnn):
-    from music_genre.transfer.serving import TransferService
+    from music_genre import inference
 
-    service = TransferService(catalog.load("musicnn_network"), catalog.load("transfer.model"),
-                              GENRES, musicnn)  # fmt: skip
+    # served as the head's bundle says: its contract carries the recipe (networks, prior,
+    # patching) that the run's params:musicnn gave
+    bundle = catalog.load("transfer.model")
+    assert bundle.family == "embedding-head" and bundle.genres == list(GENRES)
+    assert {k: bundle.contract["input"]["musicnn"].get(k) for k in
+            ("extra_networks", "features", "pooling", "genre_prior")} == \
+        {k: musicnn.get(k) for k in ("extra_networks", "features", "pooling", "genre_prior")}
+    loaded = inference.loaded_model("transfer", bundle, network=catalog.load("musicnn_network"))
+    service = loaded.extras["transfer_service"]
     predictions = catalog.load("transfer.predictions")
     features = catalog.load("musicnn_features").set_index("track_id")
     for i in (0, 5):

@@ -37,6 +37,7 @@ def test_tune_then_train_best(tmp_path, features_and_split, tuning_conf, model_p
         "params:mlp": MemoryDataset(mlp), "params:tuning": MemoryDataset(conf),
         "params:tuning.mlp": MemoryDataset(conf["mlp"]),
         "params:genres": MemoryDataset(GENRES), "params:seed": MemoryDataset(0),
+        "params:extraction": MemoryDataset({}),  # recorded in the tuned model's bundle
         "degraded_features": MemoryDataset(pd.DataFrame(columns=["track_id", "genre",
                                                                  "degradation"])),
     })  # fmt: skip
