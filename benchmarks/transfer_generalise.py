@@ -320,7 +320,7 @@ PRIORS = {"": PRIOR_TAGS, "wide": PRIOR_WIDE}
 
 
 def name_prior(msd_tags: np.ndarray, mtt_tags: np.ndarray, genres: list[str],
-               tags: dict | None = None, agg: str = "mean") -> np.ndarray:
+               tags: dict | None = None, agg: str = "mean", raw: bool = False) -> np.ndarray:
     """(n, genres) prior: per genre the mean (``agg``: or max) probability of its tags; genres
     without a tag (reggae) get the mean of the others; rows normalised."""
     from music_genre.transfer.musicnn import MSD_TAGS, MTT_TAGS
@@ -332,8 +332,22 @@ def name_prior(msd_tags: np.ndarray, mtt_tags: np.ndarray, genres: list[str],
                for t in (tags or PRIOR_TAGS).get(g, [])]  # fmt: skip
         cols.append((np.max if agg == "max" else np.mean)(idx, axis=0) if idx else None)
     known = np.mean([c for c in cols if c is not None], axis=0)
-    p = np.stack([known if c is None else c for c in cols], axis=1) + 1e-3
+    p = np.stack([known if c is None else c for c in cols], axis=1)
+    if raw:
+        return p
+    p = p + 1e-3
     return p / p.sum(axis=1, keepdims=True)
+
+
+def track_prior(feats: dict[str, list[np.ndarray]], genres: list[str], tags: dict | None = None,
+                agg: str = "mean") -> np.ndarray:
+    """(tracks, genres) prior as the pipeline computes it: per 3 s patch the unnormalised
+    scores (``embed.prior_scores``), their mean over a track's patches, + 1e-3, normalised."""
+    out = []
+    for msd, mtt in zip(feats["msd.tags"], feats["mtt.tags"], strict=True):
+        raw = name_prior(msd, mtt, genres, tags, agg, raw=True).mean(axis=0) + 1e-3
+        out.append(raw / raw.sum())
+    return np.stack(out)
 
 
 # --- variants -------------------------------------------------------------------------------
@@ -483,6 +497,8 @@ VARIANTS = {v.name: v for v in [
     *[Variant(f"msd+msdvgg.emb{n} patch lr{c} +priormax hop62", f"msd.emb{n}+msdvgg.emb{n}",
               "patch", f"lr{c}", 1.0, hop=62, prior_agg="max")
       for n in ("", "n") for c in ("0.003", "0.01", "0.03")],
+    *[Variant(f"msd+msdvgg.embn patch lr{c} +priormax hop62", "msd.embn+msdvgg.embn", "patch",
+              f"lr{c}", 1.0, hop=62, prior_agg="max") for c in ("0.1", "0.3")],
     Variant("msd+msdvgg.embn patch lr0.001 +priormax hop62", "msd.embn+msdvgg.embn", "patch",
             "lr0.001", 1.0, hop=62, prior_agg="max"),
     Variant("msd+msdvgg.embn patch lr0.003 +priormax hop62 +mixA", "msd.embn+msdvgg.embn",
@@ -637,12 +653,8 @@ def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
     X_aug = [build(d.feats_aug[a]) for a in v.augment]
     if isinstance(X, tuple) and X_aug:  # per head: its blocks of every augmentation
         X_aug = tuple([a[k] for a in X_aug] for k in range(len(X)))
-    prior = name_prior(np.stack([t.mean(0) for t in train_feats["msd.tags"]]),
-                       np.stack([t.mean(0) for t in train_feats["mtt.tags"]]), d.genres,
-                       PRIORS[v.prior_tags], v.prior_agg)
-    prior_ex = name_prior(np.stack([t.mean(0) for t in d.feats_ex["msd.tags"]]),
-                          np.stack([t.mean(0) for t in d.feats_ex["mtt.tags"]]), d.genres,
-                          PRIORS[v.prior_tags], v.prior_agg)
+    prior = track_prior(train_feats, d.genres, PRIORS[v.prior_tags], v.prior_agg)
+    prior_ex = track_prior(d.feats_ex, d.genres, PRIORS[v.prior_tags], v.prior_agg)
     base = replace(v, prior=0.0) if v.prior_cv else v
     g = np.array(d.genres)
     y_idx = np.array([d.genres.index(t) for t in d.y])
