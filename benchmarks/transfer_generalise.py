@@ -498,7 +498,9 @@ VARIANTS = {v.name: v for v in [
               "patch", f"lr{c}", 1.0, hop=62, prior_agg="max")
       for n in ("", "n") for c in ("0.003", "0.01", "0.03")],
     *[Variant(f"msd+msdvgg.embn patch lr{c} +priormax hop62", "msd.embn+msdvgg.embn", "patch",
-              f"lr{c}", 1.0, hop=62, prior_agg="max") for c in ("0.1", "0.3")],
+              f"lr{c}", 1.0, hop=62, prior_agg="max") for c in ("0.1", "0.3", "1")],
+    *[Variant(f"msd+msdvgg.embn patch lr{c} +prior hop62", "msd.embn+msdvgg.embn", "patch",
+              f"lr{c}", 1.0, hop=62) for c in ("0.003", "0.01")],
     Variant("msd+msdvgg.embn patch lr0.001 +priormax hop62", "msd.embn+msdvgg.embn", "patch",
             "lr0.001", 1.0, hop=62, prior_agg="max"),
     Variant("msd+msdvgg.embn patch lr0.003 +priormax hop62 +mixA", "msd.embn+msdvgg.embn",
