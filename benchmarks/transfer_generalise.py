@@ -25,8 +25,15 @@ summarised (``mean`` of its patch features = the model before issue 19; ``patch`
 learns from every patch and a track's probability is the mean of its patches'), the head
 (``lr<C>`` logistic regression, ``lda`` shrinkage LDA, ``mlp``), ``+prior`` (the tag-name genre
 prior of the conf multiplied in) and training copies (``+pitch`` ±2 semitones, ``+loopcrop``
-2-3 s crops looped as the excerpts are). ``DEFAULT`` is the shipped model, built by the
-pipeline's own functions from ``conf/base/parameters_transfer.yml``. The last line is JSON.
+2-3 s crops looped as the excerpts are). Second session: ``embn`` (every patch embedding scaled
+to unit length: the conf's ``embedding_l2``), ``hop62``/``hop124`` (training and CV test tracks
+cut into overlapping patches 62/124 frames apart: 28/14 per 30 s; excerpts stay one patch),
+``+priormax`` (a genre's prior score is the max of its tags, not the mean: the conf's
+``genre_prior_aggregate``), ``+priorwide`` (rock/pop prior from more tags, :data:`PRIOR_WIDE`),
+``+priorcv`` (per-genre prior exponents chosen on grouped out-of-fold probabilities),
+``+mixA``/``+gain``/``+eq``/``+lp`` (mel-domain copies of the training tracks,
+:data:`MEL_AUGMENTATIONS`). ``DEFAULT`` is the shipped model, built by the pipeline's own
+functions from ``conf/base/parameters_transfer.yml``. The last line is JSON.
 """
 
 from __future__ import annotations
