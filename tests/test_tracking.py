@@ -68,7 +68,7 @@ def test_mlflow_run_has_params_metrics_artifacts_and_nested_trials(tracked):
     # the study's run is nested in the kedro run, every trial in the study's run
     children = {r.info.run_id: r for r in runs
                 if r.data.tags.get("mlflow.parentRunId") == top.info.run_id}
-    assert [r.info.run_name for r in children.values()] == ["study rf"]
+    assert [r.info.run_name for r in children.values()] == ["study rf_rich"]
     study_id = next(iter(children))
     trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == study_id]
     assert sorted(r.info.run_name for r in trials) == ["trial 0", "trial 1"]
@@ -126,5 +126,5 @@ def test_tracking_switched_off_in_conf(tracked):
     assert len(client.search_runs([exp])) == n_runs  # no run, no nested trial runs
     import optuna
 
-    study = optuna.load_study(study_name="rf", storage=f"sqlite:///{data}/optuna/studies.db")
+    study = optuna.load_study(study_name="rf_rich", storage=f"sqlite:///{data}/optuna/studies.db")
     assert len(study.trials) == 3  # the study itself went on: 2 + 1 trials

@@ -23,6 +23,7 @@ from kedro.io.core import Version
 from kedro_datasets._typing import HTMLPreview, ImagePreview, TablePreview
 
 from music_genre.audio import AUDIO_SUFFIXES
+from music_genre.models.inputs import SpectrogramSet  # the in-memory form of SpectrogramDataset
 
 logger = logging.getLogger(__name__)
 
@@ -214,35 +215,6 @@ class TrackCacheDataset(AbstractDataset[Mapping[str, Mapping[str, Any]], TrackCa
             rows.append(row)
         table = pd.DataFrame(rows, columns=["key", "of", "status", "reason", "stored"])
         return TablePreview(table.to_dict(orient="split"))
-
-
-@dataclass
-class SpectrogramSet:
-    """Spectrograms of many tracks: ``data[i]`` is track ``track_ids[i]`` (n_mels × n_frames).
-
-    ``data`` is a read-only memory map when loaded from disk, so a model can stream batches
-    without holding every spectrogram in RAM.
-    """
-
-    track_ids: np.ndarray
-    data: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.track_ids = np.asarray(self.track_ids, dtype=str)
-        if len(self.track_ids) != len(self.data):
-            raise ValueError(
-                f"SpectrogramSet: {len(self.track_ids)} track ids for {len(self.data)} arrays"
-            )
-
-    def __len__(self) -> int:
-        return len(self.track_ids)
-
-    def index_of(self, track_ids) -> np.ndarray:
-        lookup = {t: i for i, t in enumerate(self.track_ids)}
-        missing = [t for t in track_ids if t not in lookup]
-        if missing:
-            raise KeyError(f"no spectrogram for tracks {missing[:5]} ({len(missing)} missing)")
-        return np.array([lookup[t] for t in track_ids], dtype=np.int64)
 
 
 class SpectrogramDataset(AbstractVersionedDataset[SpectrogramSet, SpectrogramSet]):

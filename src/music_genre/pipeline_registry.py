@@ -1,6 +1,7 @@
-"""Project pipelines: every folder under ``pipelines/`` (``find_pipelines``), plus one
-``kedro run --pipeline <model>`` per template model of the roster (``music_genre.roster``):
-the model list lives in the roster only, not in one folder per model."""
+"""Project pipelines: every folder under ``pipelines/`` (``find_pipelines``), plus, from the
+model roster (``music_genre.roster``), ``kedro run --pipeline <model>`` for each template model
+and ``kedro run --pipeline tune_<model>`` for each tunable one: the model list lives in the
+roster only, not in one folder per model."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from kedro.pipeline import Pipeline
 from music_genre import roster
 
 # Pipelines a plain `kedro run` leaves out: they need the network, take long, or are add-ons.
-NOT_IN_DEFAULT = {"download", "tune_rf", "tune_mlp", "tune_cnn", "evaluate_cv", "transfer_finetune",
-                  "classify"}
+NOT_IN_DEFAULT = {"download", "tuning", "evaluate_cv", "transfer_finetune", "classify"}
 
 
 def _pipeline_folders(models: set[str]) -> dict[str, Pipeline]:
@@ -33,12 +33,17 @@ def _pipeline_folders(models: set[str]) -> dict[str, Pipeline]:
 
 def register_pipelines() -> dict[str, Pipeline]:
     from music_genre.pipelines.training import single_model_pipeline
+    from music_genre.pipelines.tuning import single_tuning_pipeline
 
     models = roster.template_models()
-    pipelines = _pipeline_folders(set(models))
+    studies = {f"tune_{m}": m for m in roster.tunable_models()}
+    pipelines = _pipeline_folders(set(models) | set(studies))
     for name in models:
         pipelines[name] = single_model_pipeline(name)
+    for name, model in studies.items():
+        pipelines[name] = single_tuning_pipeline(model)
     pipelines["__default__"] = sum(
-        (p for name, p in pipelines.items() if name not in NOT_IN_DEFAULT), Pipeline([])
+        (p for name, p in pipelines.items() if name not in NOT_IN_DEFAULT | set(studies)),
+        Pipeline([]),
     )
     return pipelines

@@ -4,7 +4,8 @@ pipeline registry, the training template, the ensemble, reporting, model selecti
 
 Adding a model = one row here + its parameter block ``params:<name>`` (``kind`` picks the builder
 in :mod:`music_genre.models.builders`) + an ``evaluate_cv.variants.<name>`` entry to rank it by
-grouped CV. No Kedro here.
+grouped CV (+ ``params:tuning.<name>`` and ``tunable=True`` for a ``tune_<name>`` pipeline).
+No Kedro here.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ class ModelSpec:
     builder: str = "template"
     #: averaged by the ensemble (rf_robust is the band-limited twin of rf: not another opinion)
     ensemble: bool = True
+    #: ``kedro run --pipeline tune_<name>`` exists (an Optuna study over
+    #: ``params:tuning.<name>.space``, on the same input table the model trains on)
+    tunable: bool = False
 
 
 ROSTER: list[ModelSpec] = [
-    ModelSpec("rf", "table", "rich_features"),
+    ModelSpec("rf", "table", "rich_features", tunable=True),
     ModelSpec("rf_robust", "table", "rich_features", ensemble=False),
-    ModelSpec("mlp", "table", "features"),
-    ModelSpec("cnn", "spectrogram", "spectrograms"),
+    ModelSpec("mlp", "table", "features", tunable=True),
+    ModelSpec("cnn", "spectrogram", "spectrograms", tunable=True),
     ModelSpec("transfer", "embedding", "musicnn_features", builder="transfer"),
     ModelSpec("ensemble", "ensemble", None, builder="ensemble", ensemble=False),
 ]
@@ -54,6 +58,11 @@ def names() -> list[str]:
 def template_models() -> dict[str, str]:
     """Models built by the shared train → evaluate template: name → the dataset it reads."""
     return {m.name: m.input for m in ROSTER if m.builder == "template"}
+
+
+def tunable_models() -> list[str]:
+    """Models with a tuning pipeline ``tune_<name>``."""
+    return [m.name for m in ROSTER if m.tunable]
 
 
 def ensemble_members() -> list[str]:

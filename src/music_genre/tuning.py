@@ -1,7 +1,7 @@
 """Hyper-parameter tuning with Optuna: search spaces from YAML, the objective, pruning, studies.
 
-Plain Python (no Kedro): the ``tune_rf`` / ``tune_mlp`` / ``tune_cnn`` pipelines wire the node
-functions at the bottom, tests call everything directly.
+Plain Python (no Kedro): the ``tune_<model>`` pipelines (``pipelines/tuning``) wire it into
+Kedro nodes; tests call everything directly.
 
 * **Search space** (``params:tuning.<model>.space``): a mapping from a dotted path inside the
   model's parameter block to a distribution, so changing the space needs no code change::
@@ -505,66 +505,3 @@ def _quiet_optuna_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
-
-
-# --------------------------------------------------------------------------- Kedro nodes
-def tune_model(model_input, split: pd.DataFrame, base: dict[str, Any],
-               model_tuning: dict[str, Any], tuning: dict[str, Any], genres: list[str],
-               seed: int) -> optuna.Study:
-    """Run ``tuning.n_trials`` trials (within ``tuning.timeout_s``) of the model's study.
-
-    Trains on the split's train tracks and scores the val tracks; test tracks are not read.
-    """
-    from music_genre.models import training
-    from music_genre.pipelines.training.nodes import _labels
-
-    train_ids, y_train = _labels(split, "train", genres)
-    val_ids, y_val = _labels(split, "val", genres)
-    if not len(train_ids) or not len(val_ids):
-        raise ValueError("tuning needs training and validation tracks in the split "
-                         f"({len(train_ids)} train, {len(val_ids)} val)")
-    metric = tuning.get("metric", "val_accuracy")
-    storage = str(tuning["storage"])
-    study = open_study(
-        study_name=str(model_tuning.get("study_name") or base.get("name", base["kind"])),
-        storage=storage, metric=metric, seed=int(seed), sampler=tuning.get("sampler"),
-        pruner=tuning.get("pruner"), heartbeat_s=tuning.get("heartbeat_s", 60),
-        worker=int(tuning.get("worker", 0)))
-    log_to_mlflow = bool(tuning.get("mlflow", True))
-    space = model_tuning.get("space") or {}
-    if tuning.get("enqueue_base", True) and not study.trials:
-        start = values_of(merge_params(base, model_tuning.get("fixed") or {}), space)
-        if start is None:
-            logger.info("params:%s lies outside its search space; not enqueued as trial 0",
-                        base.get("name", base["kind"]))
-        else:
-            study.enqueue_trial(start, user_attrs={"configured": True}, skip_if_exists=True)
-    objective = make_objective(
-        base, space, training.select(model_input, train_ids), y_train,
-        training.select(model_input, val_ids), y_val, n_classes=len(genres),
-        seed=int(base.get("seed", seed)), metric=metric, fixed=model_tuning.get("fixed"),
-        log_to_mlflow=log_to_mlflow)
-    logger.info("Tuning study '%s' in %s: %s more trials%s (%d so far)", study.study_name,
-                redact(storage), tuning.get("n_trials"),
-                f", at most {tuning['timeout_s']} s" if tuning.get("timeout_s") else "",
-                len(study.trials))
-    study.set_user_attr("storage", redact(storage))
-    study.set_user_attr("metric", metric)
-    return run_study(study, objective, tuning.get("n_trials"), tuning.get("timeout_s"),
-                     log_to_mlflow)
-
-
-def report_study(study: optuna.Study):
-    """Best parameters (JSON), the trials table (CSV) and three plots of the study."""
-    summary = best_summary(study, study.user_attrs.get("storage", ""),
-                           study.user_attrs.get("metric", "val_accuracy"))
-    logger.info("Study '%s': best %s %.4f (trial %d) %s", study.study_name, summary["metric"],
-                summary["best_value"], summary["best_trial"], summary["search_values"])
-    return (summary, trials_table(study), *study_figures(study))
-
-
-def best_model_params(best_params: dict[str, Any]) -> dict[str, Any]:
-    """The best trial's full parameter block, named ``<model>_tuned`` in reports."""
-    params = copy.deepcopy(best_params["params"])
-    params["name"] = f"{params.get('name', params['kind'])}_tuned"
-    return params

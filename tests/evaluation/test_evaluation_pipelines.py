@@ -14,11 +14,8 @@ from music_genre import audio
 from music_genre.datasets import SpectrogramSet
 from music_genre.pipelines.data_processing.nodes import split_tracks
 from music_genre.pipelines.ensemble.nodes import evaluate_ensemble
-from music_genre.pipelines.training.nodes import (
-    augmented_training_set,
-    evaluate_model,
-    train_model,
-)
+from music_genre.models.inputs import augmented_training_set
+from music_genre.pipelines.training.nodes import evaluate_model, train_model
 from tests.helpers import FILTERED, PROJECT_ROOT, TINY, latest, make_project, run
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae",

@@ -14,7 +14,7 @@ from music_genre.datasets import SpectrogramSet
 from music_genre.models import builders
 from music_genre.models.specaugment import SpecAugment
 from music_genre.pipelines.training import model_pipeline
-from music_genre.pipelines.training.nodes import classification_metrics
+from music_genre.models.reports import classification_metrics
 
 
 def _trainable(model) -> int:

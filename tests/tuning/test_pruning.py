@@ -8,7 +8,7 @@ import optuna
 from music_genre import tuning
 from music_genre.datasets import SpectrogramSet
 from music_genre.models import training
-from music_genre.pipelines.training.nodes import _labels
+from music_genre.models.inputs import labels as _labels
 
 from .conftest import GENRES
 

@@ -11,6 +11,7 @@ import textwrap
 import optuna
 
 from music_genre import tuning
+from music_genre.pipelines.tuning import nodes as tuning_nodes
 
 from .conftest import GENRES, PROJECT
 
@@ -32,11 +33,11 @@ def test_a_second_run_resumes_the_study(tmp_path, features_and_split):
     features, split = features_and_split
     storage = f"sqlite:///{tmp_path}/optuna/studies.db"  # the folder is created
     model_tuning = {"study_name": "logreg", "space": SPACE}
-    first = tuning.tune_model(features, split, LOGREG, model_tuning, _tuning(storage, 3),
+    first = tuning_nodes.tune_model(features, split, LOGREG, model_tuning, _tuning(storage, 3),
                               GENRES, seed=0)
     assert len(first.trials) == 3
     # a new process would start from the storage URL alone: load it from there
-    second = tuning.tune_model(features, split, LOGREG, model_tuning, _tuning(storage, 2),
+    second = tuning_nodes.tune_model(features, split, LOGREG, model_tuning, _tuning(storage, 2),
                                GENRES, seed=0)
     reloaded = optuna.load_study(study_name="logreg", storage=storage)
     assert [t.number for t in reloaded.trials] == [0, 1, 2, 3, 4]
@@ -48,7 +49,7 @@ def test_a_second_run_resumes_the_study(tmp_path, features_and_split):
     # the resumed run did not replay the first run's random start
     assert reloaded.trials[3].params != reloaded.trials[0].params
 
-    summary, table, *figures = tuning.report_study(second)
+    summary, table, *figures = tuning_nodes.report_study(second)
     json.dumps(summary)  # the best_params report is plain JSON
     assert summary["n_trials"]["complete"] == 5 and summary["storage"] == storage
     assert summary["best_value"] == max(t.value for t in reloaded.trials)
@@ -67,7 +68,7 @@ WORKER = textwrap.dedent("""
     from tuning.conftest import GENRES, synthetic_features
     from music_genre import tuning
     from music_genre.models import training
-    from music_genre.pipelines.training.nodes import _labels
+    from music_genre.models.inputs import labels as _labels
 
     features, split = synthetic_features()
     (tr, y_tr), (va, y_va) = _labels(split, "train", GENRES), _labels(split, "val", GENRES)

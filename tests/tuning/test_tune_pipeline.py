@@ -11,8 +11,7 @@ from kedro_datasets.json import JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset
 
-from music_genre.pipelines.tune_mlp import create_pipeline
-from music_genre.pipelines.tune_rf import tuning_pipeline
+from music_genre.pipelines.tuning import single_tuning_pipeline, tuning_pipeline
 
 from .conftest import GENRES
 
@@ -63,10 +62,23 @@ def test_tune_then_train_best(tmp_path, features_and_split, tuning_conf, model_p
 
 
 def test_the_pipelines_include_data_processing_and_both_steps():
-    pipeline = create_pipeline()
+    pipeline = single_tuning_pipeline("mlp")
     names = {n.name for n in pipeline.nodes}
     assert {"mlp.tune_hyperparameters", "mlp.report_study", "mlp_tuned.train_model",
             "mlp_tuned.evaluate_model", "split_tracks"} <= names
     tune = pipeline.only_nodes_with_tags("tune")
     assert tune.outputs() >= {"mlp.best_params", "mlp.trials", *(f"mlp.{p}" for p in PLOTS)}
     assert "mlp.best_params" in pipeline.only_nodes_with_tags("train_best").inputs()
+
+
+def test_each_tunable_model_is_tuned_on_the_table_it_trains_on():
+    from music_genre import roster
+    from music_genre.pipelines.training import model_pipeline
+
+    for model in roster.tunable_models():
+        source = roster.spec(model).input
+        tune = tuning_pipeline(model).only_nodes_with_tags("tune")
+        trained = model_pipeline(model, source)
+        assert source in tune.inputs(), model
+        # band-limited input / augmented copies: tuning reads them exactly when training does
+        assert ("degraded_features" in tune.inputs()) == ("degraded_features" in trained.inputs())

@@ -4,7 +4,7 @@
 
 * ``random_forest`` / ``logistic_regression``: sklearn pipelines on a feature table;
 * ``keras_mlp``: Keras MLP on a feature table (standardisation + PCA baked into the model);
-* ``keras_cnn``: Keras CNN on a :class:`~music_genre.datasets.SpectrogramSet`, streamed in
+* ``keras_cnn``: Keras CNN on a :class:`~music_genre.models.inputs.SpectrogramSet`, streamed in
   batches from the memory-mapped float16 store (never every spectrogram in float32 at once).
 """
 
@@ -18,34 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from music_genre.datasets import SpectrogramSet
+from music_genre.models.inputs import SpectrogramSet, feature_columns, select
 
 logger = logging.getLogger(__name__)
 
 SKLEARN_KINDS = {"random_forest", "logistic_regression"}
 KERAS_KINDS = {"keras_mlp", "keras_cnn"}
-
-
-def feature_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c not in ("track_id", "genre")]
-
-
-def select(model_input, track_ids: np.ndarray, columns: list[str] | None = None):
-    """The model input rows of ``track_ids``: an array for tables (``columns``, default every
-    feature column, in that order), (set, indices) for spectrograms."""
-    track_ids = np.asarray(track_ids, dtype=str)
-    if isinstance(model_input, SpectrogramSet):
-        return model_input, model_input.index_of(track_ids)
-    table = model_input.set_index(model_input["track_id"].astype(str))
-    missing = [t for t in track_ids if t not in table.index]
-    if missing:
-        raise KeyError(f"model input has no rows for tracks {missing[:5]} ({len(missing)})")
-    columns = feature_columns(model_input) if columns is None else list(columns)
-    absent = [c for c in columns if c not in table.columns]
-    if absent:
-        raise KeyError(f"model input has no columns {absent[:5]} ({len(absent)} missing); is the "
-                       "model reading the right feature table?")
-    return table.loc[track_ids, columns].to_numpy(np.float32)
 
 
 def window_starts(n_frames: int, window: int, hop: int) -> np.ndarray:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from music_genre import evaluation, roster, selection
-from music_genre.pipelines.training.nodes import (
-    _confidence_figure,
-    _confusion_figure,
+from music_genre.models.reports import (
     classification_metrics,
+    confidence_figure,
+    confusion_figure,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,10 +81,10 @@ def evaluate_ensemble(params: dict[str, Any], genres: list[str], oof: pd.DataFra
     logger.info("ensemble of %s: test accuracy %.3f (members %s)", members, metrics["accuracy"],
                 {m: round(v, 3) for m, v in metrics["member_accuracy"].items()})
     per_genre = pd.DataFrame(metrics["per_genre"]).T.rename_axis("genre").reset_index()
-    cm = _confusion_figure(np.array(metrics["confusion_matrix"]), genres,
+    cm = confusion_figure(np.array(metrics["confusion_matrix"]), genres,
                            f"ensemble ({' + '.join(members)}): accuracy {metrics['accuracy']:.1%}"
                            f" ({len(y)} test tracks)")
-    confidence = _confidence_figure(proba, y, f"ensemble ({' + '.join(members)}): the members' "
+    confidence = confidence_figure(proba, y, f"ensemble ({' + '.join(members)}): the members' "
                                     "probabilities averaged (no training of its own)")
     bundle = {"kind": "ensemble", "members": {m: weights[m] for m in members},
               "weights_from": weights_from, "genres": list(genres),

@@ -27,15 +27,15 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
 from music_genre import __version__, evaluation, roster  # noqa: E402
-from music_genre.datasets import SpectrogramSet  # noqa: E402
 from music_genre.models import training  # noqa: E402
-from music_genre.pipelines.training.nodes import (  # noqa: E402
+from music_genre.models.inputs import (  # noqa: E402
+    SpectrogramSet,
     augmented_training_set,
-    classification_metrics,
     degraded_rows,
     input_columns,
     input_table,
 )
+from music_genre.models.reports import classification_metrics  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

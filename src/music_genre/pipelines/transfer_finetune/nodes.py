@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from music_genre.datasets import TrackCache
-from music_genre.pipelines.training.nodes import _labels, test_reports
+from music_genre.models.inputs import labels
+from music_genre.models.reports import test_reports
 from music_genre.pipelines.transfer.nodes import load_network
 from music_genre.transfer.finetune import build_finetune_model, fit_top, predict_tracks
 
@@ -32,8 +33,8 @@ def train_finetune(keys: pd.DataFrame, cache: TrackCache, split: pd.DataFrame,
                    params: dict[str, Any], musicnn: dict[str, Any], genres: list[str],
                    seed: int):  # fmt: skip
     """The fine-tuned network (servable, per patch) and its training record."""
-    train_ids, y_train = _labels(split, "train", genres)
-    val_ids, y_val = _labels(split, "val", genres)
+    train_ids, y_train = labels(split, "train", genres)
+    val_ids, y_val = labels(split, "val", genres)
     start = time.perf_counter()
     full, top = build_finetune_model(load_network(musicnn), len(genres), params)
     history = fit_top(top, _pooled(keys, cache, train_ids), y_train,
@@ -48,7 +49,7 @@ def evaluate_finetune(model, keys: pd.DataFrame, cache: TrackCache, split: pd.Da
                       train_info: dict[str, Any], params: dict[str, Any], genres: list[str]):  # fmt: skip
     """The template's five reports (metrics, per genre, predictions, confusion, curves)."""
     name = params.get("name", "transfer_finetune")
-    test_ids, y_test = _labels(split, "test", genres)
+    test_ids, y_test = labels(split, "test", genres)
     start = time.perf_counter()
     proba = predict_tracks(model.get_layer("musicnn_top"), _pooled(keys, cache, test_ids))
     infer_s = time.perf_counter() - start
