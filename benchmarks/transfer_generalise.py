@@ -3,6 +3,7 @@
     python benchmarks/transfer_generalise.py                       # the full table (~15 min)
     python benchmarks/transfer_generalise.py --variants "today: msd.emb mean lr1,DEFAULT: conf/base/parameters_transfer.yml"
     python benchmarks/transfer_generalise.py --repeats 1 --excerpt-views 4 --variants "..."
+    python benchmarks/transfer_generalise.py --serve --variants "DEFAULT: conf/base/parameters_transfer.yml"
 
 Trains only on the 100-track sample (``../shared/data/gtzan_mini``) and scores every variant on
 * the 381 **other-artist excerpts** (``../shared/data/gtzan_clips_other_artists``, 2.0-3.0 s,
@@ -576,6 +577,33 @@ def evaluate_conf(d: Data, folds: pd.DataFrame, name: str) -> dict:
     return row
 
 
+def serve_default(d: Data, excerpts: Path) -> dict:
+    """The shipped model through the service's own path: the conf's head, trained on all 100
+    tracks with the pipeline's functions, inside :class:`music_genre.transfer.serving.
+    TransferService` with the conf's networks, fed every excerpt's audio file (not the cache)."""
+    from music_genre.evaluation import wilson_interval
+    from music_genre.models.builders import build_logistic_regression
+    from music_genre.transfer.embed import EmbedParams, FeatureSpec
+    from music_genre.transfer.musicnn import combined_network, load_musicnn
+    from music_genre.transfer.serving import TransferService
+
+    params = conf_params()
+    musicnn = params["musicnn"]
+    hop = EmbedParams.from_dict(musicnn.get("embedding")).patch_hop
+    y = np.array([d.genres.index(t) for t in d.y])
+    head = build_logistic_regression(params["transfer"], 42).fit(
+        conf_rows(d.train_feats(hop), musicnn), y)
+    nets = FeatureSpec.from_dict(musicnn).networks
+    service = TransferService(combined_network([load_musicnn(n) for n in nets]), head,
+                              d.genres, musicnn)  # fmt: skip
+    g = np.array(d.genres)
+    pred = np.array([g[int(np.argmax(service.predict_proba(str(f))))]
+                     for f in audio_files(excerpts)])  # fmt: skip
+    k = int((pred == d.y_ex).sum())
+    return {"excerpts": (k / len(pred), *wilson_interval(k, len(pred))),
+            "excerpt_recall": {x: float(np.mean(pred[d.y_ex == x] == x)) for x in g}}
+
+
 def fit_predict(v: Variant, X: list[np.ndarray], y: np.ndarray, train: np.ndarray,
                 X_test: list[np.ndarray], genres: list[str], prior_test: np.ndarray | None,
                 seed: int = 0, X_aug: list[list[np.ndarray]] = ()) -> np.ndarray:
@@ -731,6 +759,8 @@ def main() -> None:
     ap.add_argument("--excerpt-views", type=int, default=1,
                     help="a clip shorter than 3 s as this many looped views (seam moved)")
     ap.add_argument("--repeats", type=int, default=5, help="CV repeats (5 as evaluate_cv)")
+    ap.add_argument("--serve", action="store_true", help="also score the shipped model on the "
+                    "excerpts through TransferService from the audio files (~2 min)")
     ap.add_argument("--winner", default="", help="variant whose per-genre recall is printed "
                     "(default: the shipped model, else the best by grouped CV)")
     args = ap.parse_args()
@@ -741,7 +771,7 @@ def main() -> None:
     augment = sorted({a for n in names for a in VARIANTS[n].augment})
     deep = any(k in VARIANTS[n].features for n in names for k in (".pool", ".p4", ".p3"))
     hops = {VARIANTS[n].hop for n in names}
-    if CONF in names:
+    if CONF in names or args.serve:
         from music_genre.transfer.embed import EmbedParams
 
         hops.add(EmbedParams.from_dict(conf_params()["musicnn"].get("embedding")).patch_hop)
@@ -763,7 +793,12 @@ def main() -> None:
                   max(rows, key=lambda r: r["grouped"][0]))  # fmt: skip
     print(f"per-genre recall on the excerpts, {winner['variant']}: " + ", ".join(
         f"{g} {100 * r:.0f} %" for g, r in winner["excerpt_recall"].items()))
-    print(json.dumps({"rows": rows, "winner": winner["variant"]}))
+    served = None
+    if args.serve:
+        served = serve_default(d, args.excerpts)
+        print(f"DEFAULT through TransferService from audio: 381 excerpts {fmt(served['excerpts'])}; "
+              + ", ".join(f"{g} {100 * r:.0f} %" for g, r in served["excerpt_recall"].items()))
+    print(json.dumps({"rows": rows, "winner": winner["variant"], "served": served}))
 
 
 if __name__ == "__main__":
