@@ -546,7 +546,6 @@ def evaluate_conf(d: Data, folds: pd.DataFrame, name: str) -> dict:
     built by the pipeline's functions (``builders.build_logistic_regression``)."""
     from music_genre.evaluation import wilson_interval
     from music_genre.models.builders import build_logistic_regression
-
     from music_genre.transfer.embed import EmbedParams
 
     params = conf_params()
