@@ -49,8 +49,7 @@ from _common import PROJECT_ROOT, SHARED_MINI, emit  # noqa: E402
 def _conf_params() -> tuple[dict, dict, dict]:
     conf = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_data_processing.yml").read_text())
     execution = dict(conf["execution"], progress=False)
-    rich = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_evaluate_cv.yml").read_text())
-    return dict(conf["extraction"]), execution, dict(rich.get("rich_features") or {})
+    return dict(conf["extraction"]), execution, dict(conf.get("rich_features") or {})
 
 
 def _collection(root: str | None, n_tracks: int | None, tmp: Path) -> tuple[Path, str]:

@@ -27,8 +27,8 @@ from kedro.config import OmegaConfigLoader
 from music_genre import audio, evaluation
 from music_genre.datasets import SpectrogramSet
 from music_genre.models import training
-from music_genre.pipelines.evaluate_cv.nodes import variant_params
 from music_genre.models.reports import classification_metrics
+from music_genre.pipelines.evaluate_cv.nodes import variant_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -72,7 +72,7 @@ def interleaved_c1(service, url: str, name: str, data: bytes, n: int) -> tuple[d
 
         def local_once() -> float:
             start = time.perf_counter()
-            inference.predict_bytes(data, loaded, service.extraction, service.genres)
+            inference.predict_bytes(data, loaded)
             return time.perf_counter() - start
 
         http_once(), local_once()  # warm

@@ -55,6 +55,7 @@ def _run_data_processing(raw: Path, out: Path, execution: dict) -> DataCatalog:
     return catalog
 
 
+@pytest.mark.slow  # Dask cluster
 def test_dask_local_cluster_equals_the_local_run(tmp_path, caplog):
     raw = tmp_path / "raw"
     write_demo_collection(raw, n_per_genre=2, duration_s=4.0, genres=GENRES, seed=3)
@@ -77,6 +78,7 @@ def test_dask_local_cluster_equals_the_local_run(tmp_path, caplog):
     pd.testing.assert_frame_equal(local.load("split"), on_dask.load("split"))
 
 
+@pytest.mark.slow  # Dask cluster
 def test_dask_results_come_back_in_order_and_config_errors_name_the_key():
     out = list(distributed.map_on_dask(pow, [3, 1, 2, 5], {"n_workers": 1, "processes": False},
                                        exp=2))
@@ -122,6 +124,7 @@ def _fit_tiny(kind, accelerator):
     return model, info, proba
 
 
+@pytest.mark.slow  # Keras training
 @pytest.mark.parametrize("precision", ["off", "mixed_bfloat16"])
 def test_mirrored_strategy_on_the_cpu_trains_the_cnn(precision):
     import keras
@@ -141,6 +144,7 @@ def test_mirrored_strategy_on_the_cpu_trains_the_cnn(precision):
     assert keras.config.dtype_policy().name == "float32"  # the policy did not leak
 
 
+@pytest.mark.slow  # Keras training
 def test_mixed_precision_mlp_and_the_policy_choices():
     import keras
 

@@ -65,6 +65,7 @@ def demo_log(tmp_path_factory) -> str:
     return log.read_text()
 
 
+@pytest.mark.slow  # kedro run in a subprocess
 def test_only_the_expected_warning(demo_log):
     warning_lines = [line for line in demo_log.splitlines() if "WARNING" in line]
     assert len(warning_lines) == 1, "\n".join(warning_lines)
@@ -74,13 +75,14 @@ def test_only_the_expected_warning(demo_log):
         assert noise not in demo_log, noise
 
 
+@pytest.mark.slow  # kedro run in a subprocess
 def test_lines_are_whole_and_the_run_ends_with_a_summary(demo_log):
     lines = demo_log.splitlines()
     logged = [line for line in lines if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line)]
     assert len(logged) > 20
     # a path that Rich would have broken over two lines at 80 columns comes out whole
     saved = [line for line in logged if "Saved 'mlp.model' to" in line]
-    assert saved and saved[0].rstrip().endswith("mlp.keras")
+    assert saved and saved[0].rstrip().endswith("mlp.bundle")
     summary = lines[[i for i, line in enumerate(lines) if "Run summary:" in line][-1]:]
     assert re.search(r"mlp\s+\d+\.\d\d % / \d\.\d{3}", "\n".join(summary))
 

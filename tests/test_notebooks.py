@@ -75,6 +75,7 @@ def test_notebook_is_committed_clean_and_uses_the_catalog(name):
         assert path_like not in source, f"{name} builds a path ({path_like!r}): use the catalog"
 
 
+@pytest.mark.slow  # a demo run, then the notebook in a kernel
 def test_exploration_notebook(demo_project, tmp_path, monkeypatch):
     result, outputs = execute(
         EXPLORATION, demo_project, tmp_path, monkeypatch,
@@ -104,6 +105,7 @@ def test_exploration_notebook(demo_project, tmp_path, monkeypatch):
     assert pngs(outputs) >= 6
 
 
+@pytest.mark.slow  # a demo run, then the notebook in a kernel
 def test_results_notebook(demo_project, tmp_path, monkeypatch):
     result, outputs = execute(
         RESULTS, demo_project, tmp_path, monkeypatch,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pandas as pd
+import pytest
 import yaml
 
 from music_genre import inference, roster
@@ -29,6 +28,7 @@ def test_every_surface_lists_the_roster():
     assert inference.MODEL_NAMES == roster.names()
 
 
+@pytest.mark.slow  # a default run, evaluate_cv and the service
 def test_a_toy_model_row_appears_in_the_run_report_ensemble_cv_and_api(tmp_path, monkeypatch):
     from kedro.framework.startup import bootstrap_project
 
@@ -79,12 +79,13 @@ def test_a_toy_model_row_appears_in_the_run_report_ensemble_cv_and_api(tmp_path,
     # the service loads and answers with it, through its family's input builder
     service = load_service(ApiSettings(project_path=str(project), env="demo", warmup=False,
                                        models=["logreg"]))
-    assert "logreg" in service.available
-    assert inference.input_builder("logreg") is inference.FAMILY_BUILDERS["table"]
+    logreg = service.available["logreg"]
+    assert logreg.contract["family"] == "keras-table"
+    assert inference.input_builder(logreg) is inference.FAMILY_BUILDERS["table"]
+    # the run's extraction (TINY's 6 s windows) comes with the model: conf/demo says 30 s
+    assert logreg.extraction.duration_s == 6.0
+    assert "duration_s: 6.0 in the bundle, 30.0 in conf" in service.models["logreg"].conf_differences
     manifest = pd.read_csv(latest(data / "03_primary" / "manifest.csv", "manifest.csv"))
     path = manifest[manifest["status"] == "ok"]["path"].iloc[0]
-    # the run's extraction (TINY's 6 s windows): models do not carry their contract yet
-    extraction = dataclasses.replace(service.extraction, duration_s=6.0)
-    answer = inference.predict_bytes(open(path, "rb").read(), service.available["logreg"],
-                                     extraction, service.genres, "track.wav")
-    assert answer.genre in service.genres
+    answer = inference.predict_bytes(open(path, "rb").read(), logreg, "track.wav")
+    assert answer.genre in service.genres and answer.n_windows == 1

@@ -14,6 +14,8 @@ import pytest
 
 from tests.helpers import TINY, latest, make_project, run
 
+pytestmark = pytest.mark.slow  # a tuning run in a Kedro session with MLflow and ClearML
+
 PARAMS = {**TINY, "tuning": {"n_trials": 2}}
 
 
@@ -58,7 +60,7 @@ def test_mlflow_run_has_params_metrics_artifacts_and_nested_trials(tracked):
     assert top.data.metrics["rf.tuning.best_val_accuracy"] == pytest.approx(best["best_value"])
     # artifacts: model, plots and tables, stored inside the project's data folder
     tuned = {Path(a.path).name for a in client.list_artifacts(top.info.run_id, "rf_tuned")}
-    assert {"rf_tuned.pkl", "confusion_matrix.png", "training_curves.png",
+    assert {"rf_tuned.bundle", "confusion_matrix.png", "training_curves.png",
             "metrics.json"} <= tuned
     study_files = {Path(a.path).name for a in client.list_artifacts(top.info.run_id, "rf")}
     assert {"best_params.json", "trials.csv", "optimization_history.png",

@@ -15,6 +15,8 @@ from kedro.framework.startup import bootstrap_project
 
 from tests.helpers import make_project
 
+pytestmark = pytest.mark.slow  # kedro viz build of every pipeline
+
 # Kedro's data-layer convention, in data-flow order (conf/base/catalog_*.yml)
 LAYERS = ["raw", "intermediate", "primary", "feature", "model_input", "models", "model_output",
           "reporting"]

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from music_genre import inference
+from music_genre.models import bundle as bundles
+from music_genre.models import families
 
 logger = logging.getLogger(__name__)
 
@@ -48,36 +50,60 @@ def _metrics(catalog, name: str, version: str | None) -> tuple[dict[str, Any], s
     return {}, None
 
 
+def legacy_model(catalog, name: str) -> Path | None:
+    """A ``<name>.pkl`` / ``<name>.keras`` saved before models were bundles, beside where the
+    bundle would be (it does not carry its input contract: it is not served)."""
+    try:
+        folder = Path(catalog.get(f"{name}.model")._filepath).parent
+    except Exception:
+        return None
+    for suffix in (".pkl", ".keras"):
+        if (folder / f"{name}{suffix}").exists():
+            return folder / f"{name}{suffix}"
+    return None
+
+
 def load_model(catalog, params: Mapping[str, Any], name: str,
-               members: Mapping[str, inference.LoadedModel] | None = None
-               ) -> inference.LoadedModel:
+               members: Mapping[str, inference.LoadedModel] | None = None,
+               env: str | None = None) -> inference.LoadedModel:
     """The latest version of ``<name>.model`` (pinned, so the reported version is the one loaded)
-    with the metrics of the same run; for ``ensemble`` its bundle over its members (``members``:
-    models already loaded, as the service has them; else each is loaded here).
-    :class:`LookupError` when it (or a member) was never trained. The prediction service and the
-    classify pipeline both load through this function."""
+    with the metrics of the same run, as its bundle's contract says to serve it (not ``params``:
+    only the ensemble's members come from the catalog by name); for ``ensemble`` its bundle over
+    its members (``members``: models already loaded, as the service has them; else each is
+    loaded here). :class:`LookupError` when it (or a member) was never trained;
+    :class:`music_genre.models.bundle.IncompatibleBundle` when its bundle cannot be served as
+    trained (the message names the difference and the retrain command, with ``env``). The
+    prediction service and the classify pipeline both load through this function."""
     version = trained_version(catalog, name)
     if version is None:
+        legacy = legacy_model(catalog, name)
+        if legacy is not None:
+            raise bundles.IncompatibleBundle(
+                f"model '{name}' was saved before models carried their serving contract "
+                f"({legacy}); retrain it: `{bundles.retrain_command(name, env)}`")
         raise LookupError(f"no trained version of '{name}.model'")
     model = catalog.load(f"{name}.model", version=None if version == "unversioned" else version)
     metrics, metrics_version = _metrics(catalog, name, version)
-    if name == "ensemble":
+    if isinstance(model, Mapping) and "members" in model:  # the ensemble's bundle (JSON)
         if members is None:
-            members = {m: load_model(catalog, params, m) for m, w in model["members"].items()
-                       if float(w) > 0}
+            members = {m: load_model(catalog, params, m, env=env)
+                       for m, w in model["members"].items() if float(w) > 0}
         return inference.ensemble_model(model, dict(members), metrics, version)
-    network = catalog.load("musicnn_network") if name == "transfer" else None
-    return inference.loaded_model(name, model, metrics, dict(params), network, version,
-                                  metrics_version)
+    needs_network = (isinstance(model, bundles.ModelBundle)
+                     and model.contract.get("family") == families.EMBEDDING_HEAD.name)
+    network = catalog.load("musicnn_network") if needs_network else None
+    return inference.loaded_model(name, model, metrics, network, version, metrics_version, env)
 
 
 class TrainedModels:
     """The trained models of a catalog, by name; a model is loaded when asked for."""
 
     def __init__(self, catalog, params: Mapping[str, Any],
-                 names: Sequence[str] = tuple(inference.MODEL_NAMES)) -> None:
+                 names: Sequence[str] = tuple(inference.MODEL_NAMES),
+                 env: str | None = None) -> None:
         self._catalog = catalog
         self._params = params
+        self._env = env
         self.names = list(names)
 
     def versions(self) -> dict[str, str]:
@@ -108,10 +134,10 @@ class TrainedModels:
         elif name not in self.names:
             raise ValueError(f"params:classify.model is '{name}'; known models: {self.names}")
         try:
-            return load_model(self._catalog, self._params, name)
+            return load_model(self._catalog, self._params, name, env=self._env)
         except LookupError as exc:
             raise LookupError(f"model '{name}' cannot be used: {exc}; train it with "
                               f"`kedro run --pipeline {name}`") from None
 
 
-__all__ = ["TrainedModels", "load_model", "trained_version"]
+__all__ = ["TrainedModels", "legacy_model", "load_model", "trained_version"]

@@ -89,7 +89,7 @@ def make_folds(tracks: pd.DataFrame, cv: dict[str, Any], predefined: pd.DataFram
     tracks = tracks.drop_duplicates("track_id").reset_index(drop=True)
     ids, y = tracks["track_id"].to_numpy(), tracks["genre"].to_numpy()
     n_splits, n_repeats = int(cv["n_splits"]), int(cv["n_repeats"])
-    seed = int(cv.get("seed", 0))
+    seed = int(cv["seed"])  # evaluate_cv.seed: ${globals:seed} (no second default here)
     min_class = int(pd.Series(y).value_counts().min()) if len(y) else 0
     if n_splits < 2 or min_class < n_splits:
         raise ValueError(f"evaluate_cv.n_splits={n_splits}: needs 2 <= n_splits <= the smallest "
@@ -98,7 +98,7 @@ def make_folds(tracks: pd.DataFrame, cv: dict[str, Any], predefined: pd.DataFram
     grp = _groups(tracks, groups, group_cfg)
 
     frames = []
-    for scheme in cv.get("schemes", ["stratified", "grouped"]):
+    for scheme in cv["schemes"]:
         if scheme not in SCHEMES:
             raise ValueError(f"evaluate_cv.schemes: unknown scheme '{scheme}'; use {SCHEMES}")
         if scheme == "predefined":

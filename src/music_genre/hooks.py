@@ -23,18 +23,35 @@ MODELS_INPUT = "classify.models"  # conf/base/catalog_classify.yml
 
 def _uses_keras(pipeline, catalog) -> bool:
     """Whether a run may import Keras: it reads or writes a ``.keras`` model (networks, MusiCNN),
-    or classifies with a model chosen at run time."""
+    a model bundle of a Keras family (:func:`_bundle_is_keras`), or classifies with a model
+    chosen at run time."""
+    from music_genre.bundle_dataset import ModelBundleDataset
     from music_genre.keras_dataset import KerasModelDataset
 
     if MODELS_INPUT in pipeline.datasets():
         return True
     for name in pipeline.datasets():
         try:
-            if isinstance(catalog.get(name), KerasModelDataset):
-                return True
+            dataset = catalog.get(name)
         except Exception:  # a dataset that cannot be built now is not a Keras model
             continue
+        if isinstance(dataset, KerasModelDataset):
+            return True
+        if isinstance(dataset, ModelBundleDataset) and _bundle_is_keras(name, catalog):
+            return True
     return False
+
+
+def _bundle_is_keras(name: str, catalog) -> bool:
+    """Whether ``<m>.model`` holds (or will hold) a Keras model: its ``params:<m>.kind``'s family
+    (``<m>_tuned``: ``<m>``'s); True when that cannot be told."""
+    from music_genre.models import families
+
+    model = name.rpartition(".")[0].removesuffix("_tuned")
+    try:
+        return families.by_kind(str(catalog.get(f"params:{model}").load()["kind"])).keras
+    except Exception:
+        return True
 
 
 class ProjectHooks:
@@ -101,7 +118,8 @@ class ProjectHooks:
             return
         from music_genre.classify_io import TrainedModels
 
-        models = TrainedModels(catalog, catalog.load("parameters"))
+        models = TrainedModels(catalog, catalog.load("parameters"),
+                               env=self._training_data.get("env"))
         if isinstance(catalog.get(MODELS_INPUT), MemoryDataset):  # conf/base/catalog_classify.yml
             catalog.get(MODELS_INPUT).save(models)
         else:

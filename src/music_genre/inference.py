@@ -1,21 +1,26 @@
 """Signal → model input → genre probabilities, for every model kind; used by the prediction API.
 
-Nothing here knows about Kedro or HTTP: the API loads the models through the catalog and hands
-them over as :class:`LoadedModel` objects. Each model name maps to an :class:`InputBuilder`
-that turns decoded audio into the exact input the model was trained on, calling the same
+Nothing here knows about Kedro or HTTP: the API loads the models' bundles through the catalog
+and hands them over as :class:`LoadedModel` objects. A model's bundle
+(:mod:`music_genre.models.bundle`) is its serving contract: its family
+(:mod:`music_genre.models.families`) names the :class:`InputBuilder` that turns decoded audio
+into the exact input the model was trained on, with the extraction parameters, columns,
+degradation chain and networks the contract records — never today's conf — calling the same
 functions the pipelines call (:mod:`music_genre.audio`, :mod:`music_genre.transfer.embed`):
 
-* ``rf``, ``rf_robust``, ``mlp``: the 57 features of :func:`music_genre.audio.analyse`, or for a
-  model trained on the rich table (``input_spec_`` on the model) those columns of
+* ``table`` (sklearn-table, keras-table: rf, rf_robust, mlp): the 57 features of
+  :func:`music_genre.audio.analyse`, or the contract's columns of
   :func:`music_genre.audio.rich_features` — of the audio after :func:`music_genre.audio.degrade`
-  for a model that reads a band-limited copy (``rf_robust``) — as float32 rows (what
+  when the contract names a chain (``rf_robust``) — as float32 rows (what
   :func:`music_genre.models.training.select` gives the models in training);
-* ``cnn``: the min-max normalised dB mel spectrogram, stored as float16 by the data-processing
-  pipeline, so it is rounded through float16 here too, shaped ``(n_mels, n_frames, 1)``;
-* ``transfer``: the pretrained networks' outputs per 3 s patch of the 16 kHz signal (the row
-  ``params:musicnn`` describes: patches side by side + a tag-name genre prior), computed by
-  :class:`music_genre.transfer.serving.TransferService` (the embedding node's functions; the
-  pretrained networks come from the catalog as ``musicnn_network``), then the head; at most
+* ``spectrogram`` (keras-spectrogram: cnn): the min-max normalised dB mel spectrogram, stored as
+  float16 by the data-processing pipeline, so it is rounded through float16 here too, shaped
+  ``(n_mels, n_frames, 1)``;
+* ``embedding`` (embedding-head: transfer): the pretrained networks' outputs per 3 s patch of
+  the 16 kHz signal (the row the contract's ``musicnn`` recipe describes: patches side by side +
+  a tag-name genre prior), computed by :class:`music_genre.transfer.serving.TransferService`
+  (the embedding node's functions; the pretrained networks come from the catalog as
+  ``musicnn_network``, checked against the contract), then the head; at most
   ``musicnn.serving.max_chunks`` 30 s chunks per upload.
 
 Length policy: audio shorter than ``min_duration_s`` is refused; anything longer is cut into
@@ -32,6 +37,7 @@ windows inside a track are left out of the average.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -42,7 +48,8 @@ from typing import Any
 import numpy as np
 
 from music_genre import audio, roster
-from music_genre.models import training
+from music_genre.models import bundle as bundles
+from music_genre.models import families
 from music_genre.selection import FIGURES
 
 
@@ -65,6 +72,8 @@ class InputPolicy:
     #: RMS level (dBFS) under which audio counts as silence: the whole upload → 422,
     #: a window inside a track → left out of the average
     silence_floor_dbfs: float | None = None
+    #: shortest audio accepted (None: the model's own, from its bundle's extraction)
+    min_duration_s: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> InputPolicy:
@@ -73,12 +82,13 @@ class InputPolicy:
             return None if value is None else kind(value)
 
         return cls(number("max_analysed_s"), number("max_decoded_samples", int),
-                   number("silence_floor_dbfs"))
+                   number("silence_floor_dbfs"), number("min_duration_s"))
 
 
 @dataclass
 class LoadedModel:
-    """A trained model ready to serve: the object itself plus what the API reports about it."""
+    """A trained model ready to serve: the object itself, its serving contract (from its bundle)
+    and what the API reports about it."""
 
     name: str
     model: Any
@@ -87,6 +97,9 @@ class LoadedModel:
     metrics_version: str | None = None
     #: extra objects an input builder needs (the MusiCNN network for ``transfer``)
     extras: dict[str, Any] = field(default_factory=dict)
+    #: the bundle's contract (:func:`music_genre.models.bundle.contract`): family, genres,
+    #: extraction parameters, input spec
+    contract: dict[str, Any] = field(default_factory=dict)
     # Keras models and sklearn estimators are not documented as safe for concurrent calls;
     # inference itself is a small part of a request (the analysis runs outside the lock).
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -98,6 +111,21 @@ class LoadedModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, lock=threading.Lock())
+
+    @property
+    def extraction(self) -> audio.ExtractionParams:
+        """The extraction parameters the model was trained with (its bundle's)."""
+        return audio.ExtractionParams.from_dict(self.contract["extraction"])
+
+    @property
+    def genres(self) -> list[str]:
+        """The model's classes, in the order of its probabilities."""
+        return list(self.contract["genres"])
+
+    @property
+    def family(self) -> families.Family | None:
+        name = self.contract.get("family")
+        return families.get(name) if name in families.FAMILIES else None
 
     @property
     def accuracy(self) -> float | None:
@@ -192,9 +220,8 @@ def rich_rows(y: np.ndarray, params: audio.ExtractionParams, columns: Sequence[s
 
 
 def _features_input(y, params, loaded: LoadedModel) -> ModelInput:
-    # the columns a model was trained on and the chain its input went through (training nodes'
-    # input spec: pickled with a scikit-learn model, in the metrics of the run for a Keras one)
-    spec = getattr(loaded.model, "input_spec_", None) or loaded.metrics.get("input_spec")
+    # the columns a model was trained on and the chain its input went through (its contract)
+    spec = loaded.contract.get("input")
     if spec and (list(spec["columns"]) != list(audio.FEATURE_NAMES) or spec.get("degradation")):
         rows = rich_rows(y, params, spec["columns"], float(spec.get("rich_segment_s") or 0.0),
                          spec.get("degradation"))
@@ -247,8 +274,8 @@ def _extraction_rate(params: audio.ExtractionParams, extras: dict[str, Any]) -> 
     return params.sample_rate
 
 
-#: model name → how it gets its input. A new model kind is one more entry here.
-#: model family (``music_genre.roster``) → how its models get their input
+#: model input (``Family.input`` of :mod:`music_genre.models.families`; the roster's ``family``)
+#: → how audio becomes that input. A new kind of input is one more entry here.
 FAMILY_BUILDERS: dict[str, InputBuilder] = {
     "table": InputBuilder(_extraction_rate, _features_input),
     "spectrogram": InputBuilder(_extraction_rate, _cnn_input),
@@ -256,28 +283,50 @@ FAMILY_BUILDERS: dict[str, InputBuilder] = {
 }
 
 
-def input_builder(name: str) -> InputBuilder:
-    """How model ``name`` gets its input: its roster family's builder."""
-    return FAMILY_BUILDERS[roster.spec(name).family]
+def input_builder(model: str | LoadedModel) -> InputBuilder:
+    """How a loaded model gets its input (its bundle's family), or a roster model ``name``'s
+    (its roster row's input)."""
+    if isinstance(model, LoadedModel):
+        if model.family is None:
+            raise ValueError(f"model '{model.name}' has no family in its contract")
+        return FAMILY_BUILDERS[model.family.input]
+    return FAMILY_BUILDERS[roster.spec(model).family]
+
+
 #: every servable name: the roster's models (the ensemble last: served over its members)
 MODEL_NAMES: list[str] = roster.names()
 
 
-def loaded_model(name: str, model: Any, metrics: dict[str, Any] | None, params: dict[str, Any],
+def loaded_model(name: str, model: bundles.ModelBundle, metrics: dict[str, Any] | None = None,
                  network: Any = None, version: str | None = None,
-                 metrics_version: str | None = None) -> LoadedModel:
-    """A trained model ready to predict: the service and the pipelines' other-artist evaluation
-    build it the same way (``network``: the MusiCNN network, for ``transfer``)."""
+                 metrics_version: str | None = None, env: str | None = None) -> LoadedModel:
+    """A trained model's bundle ready to predict, as its contract says: the service, classify and
+    the pipelines' other-artist evaluation build it the same way. ``network``: the pretrained
+    networks (``musicnn_network``) for an embedding head, checked against its contract.
+    :class:`music_genre.models.bundle.IncompatibleBundle` (naming what differs and the retrain
+    command, ``env`` in it) for anything this code cannot serve as it was trained."""
+    if not isinstance(model, bundles.ModelBundle):
+        raise bundles.IncompatibleBundle(
+            f"model '{name}' was saved without its serving contract ({type(model).__name__}, "
+            f"not a bundle); retrain it: `{bundles.retrain_command(name, env)}`")
+    bundles.check(model, name, env)
+    contract = dict(model.contract)
     extras: dict[str, Any] = {}
-    if name == "transfer":
-        from music_genre.transfer.serving import TransferService
+    if contract["family"] == families.EMBEDDING_HEAD.name:
+        from music_genre.transfer.serving import TransferService, contract_differences
 
         if network is None:
-            raise ValueError("transfer needs the MusiCNN network (musicnn_network)")
+            raise ValueError(f"{name} needs the pretrained networks (musicnn_network)")
+        differs = contract_differences(contract["input"], network)
+        if differs:
+            raise bundles.IncompatibleBundle(
+                f"model '{name}': {'; '.join(differs)}; retrain it: "
+                f"`{bundles.retrain_command(name, env)}`")
         extras["transfer_service"] = TransferService(
-            network=network, head=model, genres=params["genres"],
-            musicnn=params.get("musicnn") or {})
-    return LoadedModel(name, model, version, dict(metrics or {}), metrics_version, extras)
+            network=network, head=model.model, genres=contract["genres"],
+            musicnn=contract["input"]["musicnn"])
+    return LoadedModel(name, model.model, version, dict(metrics or {}), metrics_version, extras,
+                       contract=contract)
 
 
 def ensemble_model(bundle: dict[str, Any], members: dict[str, LoadedModel],
@@ -289,8 +338,17 @@ def ensemble_model(bundle: dict[str, Any], members: dict[str, LoadedModel],
     missing = sorted(set(weights) - set(members))
     if missing:
         raise LookupError(f"the ensemble needs {missing}, which are not loaded (api.models)")
+    chosen = {m: members[m] for m in weights}
+    genres = {tuple(m.genres) for m in chosen.values()}
+    if len(genres) != 1:
+        raise bundles.IncompatibleBundle(
+            f"the ensemble's members answer in different genre orders {sorted(genres)}; "
+            f"retrain them: `{bundles.retrain_command('ensemble')}` after the members")
+    first = next(iter(chosen.values()))
+    contract = {"family": "ensemble", "genres": list(next(iter(genres))),
+                "extraction": first.contract["extraction"], "members": list(chosen)}
     return LoadedModel("ensemble", bundle, version, dict(metrics or {}), None,
-                       {"members": {m: members[m] for m in weights}, "weights": weights})
+                       {"members": chosen, "weights": weights}, contract=contract)
 
 
 @dataclass
@@ -348,23 +406,36 @@ def check_duration(y: np.ndarray, sample_rate: int, min_duration_s: float,
     return duration
 
 
-def predict_signal(y: np.ndarray, loaded: LoadedModel, params: audio.ExtractionParams,
-                   genres: Sequence[str], name: str = "uploaded file",
-                   silence_floor_dbfs: float | None = None) -> Prediction:
-    """Probabilities of a signal already decoded at the model kind's sample rate; windows below
+def model_extraction(loaded: LoadedModel,
+                     min_duration_s: float | None = None) -> audio.ExtractionParams:
+    """The extraction parameters of ``loaded``'s bundle; ``min_duration_s`` (the service's
+    input policy) replaces the shortest audio accepted."""
+    params = loaded.extraction
+    if min_duration_s is not None:
+        params = dataclasses.replace(params, min_duration_s=float(min_duration_s))
+    return params
+
+
+def sample_rate(loaded: LoadedModel) -> int:
+    """The rate audio is decoded at for ``loaded`` (its bundle's)."""
+    return input_builder(loaded).sample_rate(loaded.extraction, loaded.extras)
+
+
+def predict_signal(y: np.ndarray, loaded: LoadedModel, name: str = "uploaded file",
+                   silence_floor_dbfs: float | None = None,
+                   min_duration_s: float | None = None) -> Prediction:
+    """Probabilities of a signal already decoded at the model's sample rate
+    (:func:`sample_rate`), its input computed as its bundle's contract says; windows below
     ``silence_floor_dbfs`` are left out of the mean (:class:`SilentAudio` if all are)."""
-    builder = input_builder(loaded.name)
+    builder = input_builder(loaded)
+    params = model_extraction(loaded, min_duration_s)
+    genres = loaded.genres
     start = time.perf_counter()
     duration = check_duration(y, builder.sample_rate(params, loaded.extras),
                               params.min_duration_s, name)
     batch = builder.build(y, params, loaded)
-    with loaded.lock:
-        if hasattr(loaded.model, "predict_proba"):  # sklearn: the evaluation node's function
-            proba = training.predict_proba(loaded.model, batch.x, len(genres))
-        elif batch.x.ndim == 4:  # CNN: whole-track or segment model (windows averaged)
-            proba = training.predict_segments(loaded.model, batch.x)
-        else:  # Keras: one compiled call, without predict()'s per-call data pipeline
-            proba = loaded.model.predict_on_batch(batch.x)
+    with loaded.lock:  # the training side's function of the model's family
+        proba = loaded.family.predict_batch(loaded.model, batch.x, len(genres))
     proba = np.asarray(proba, dtype=np.float64).reshape(batch.n_windows, len(genres))
     audible = np.ones(batch.n_windows, dtype=bool)
     if silence_floor_dbfs is not None and batch.levels_db is not None:
@@ -389,16 +460,15 @@ def predict_signal(y: np.ndarray, loaded: LoadedModel, params: audio.ExtractionP
 
 
 def predict_decoded(decoded: audio.DecodedAudio, loaded: LoadedModel,
-                    params: audio.ExtractionParams, genres: Sequence[str],
                     name: str = "uploaded file", policy: InputPolicy | None = None) -> Prediction:
     """Predict the genre of audio decoded once by :func:`decode_upload` (level checked first);
     the ensemble reads the same decoded audio for each of its members."""
     start = time.perf_counter()
     level = check_level(decoded, policy, name)
     if "members" in loaded.extras:
-        prediction = _predict_ensemble(decoded, loaded, params, genres, name, policy)
+        prediction = _predict_ensemble(decoded, loaded, name, policy)
     else:
-        prediction = _predict_one(decoded, loaded, params, genres, name, policy)
+        prediction = _predict_one(decoded, loaded, name, policy)
     prediction.truncated = decoded.truncated
     prediction.level_dbfs = level
     prediction.band_limit_hz = audio.band_limit_hz(decoded.y, decoded.sample_rate)
@@ -406,25 +476,24 @@ def predict_decoded(decoded: audio.DecodedAudio, loaded: LoadedModel,
     return prediction
 
 
-def _predict_one(decoded: audio.DecodedAudio, loaded: LoadedModel,
-                 params: audio.ExtractionParams, genres: Sequence[str], name: str,
+def _predict_one(decoded: audio.DecodedAudio, loaded: LoadedModel, name: str,
                  policy: InputPolicy | None) -> Prediction:
-    y = decoded.resampled(input_builder(loaded.name).sample_rate(params, loaded.extras))
-    prediction = predict_signal(y, loaded, params, genres, name,
-                                policy.silence_floor_dbfs if policy else None)
+    y = decoded.resampled(sample_rate(loaded))
+    prediction = predict_signal(y, loaded, name, policy.silence_floor_dbfs if policy else None,
+                                policy.min_duration_s if policy else None)
     prediction.duration_s = max(prediction.duration_s, decoded.duration_s)
     return prediction
 
 
-def _predict_ensemble(decoded: audio.DecodedAudio, loaded: LoadedModel,
-                      params: audio.ExtractionParams, genres: Sequence[str], name: str,
+def _predict_ensemble(decoded: audio.DecodedAudio, loaded: LoadedModel, name: str,
                       policy: InputPolicy | None) -> Prediction:
     """Each member's prediction of the file (its own input, as served alone), averaged with the
     bundle's weights: the evaluation node's :func:`music_genre.evaluation.average_probabilities`
     on the members' test probabilities."""
     start = time.perf_counter()
     weights = loaded.extras["weights"]
-    parts = {m: _predict_one(decoded, member, params, genres, name, policy)
+    genres = loaded.genres
+    parts = {m: _predict_one(decoded, member, name, policy)
              for m, member in loaded.extras["members"].items()}
     total = sum(weights.values())
     mean = sum(weights[m] * np.array([p.probabilities[g] for g in genres])
@@ -441,13 +510,12 @@ def _predict_ensemble(decoded: audio.DecodedAudio, loaded: LoadedModel,
         silent_windows=max(p.silent_windows for p in parts.values()))
 
 
-def predict_bytes(data: bytes, loaded: LoadedModel, params: audio.ExtractionParams,
-                  genres: Sequence[str], name: str = "uploaded file",
+def predict_bytes(data: bytes, loaded: LoadedModel, name: str = "uploaded file",
                   policy: InputPolicy | None = None) -> Prediction:
-    """Decode an uploaded file (within ``policy``'s bounds) and predict its genre."""
+    """Decode an uploaded file (within ``policy``'s bounds) and predict its genre, its input
+    computed as the model's bundle says."""
     start = time.perf_counter()
-    prediction = predict_decoded(decode_upload(data, policy, name), loaded, params, genres,
-                                 name, policy)
+    prediction = predict_decoded(decode_upload(data, policy, name), loaded, name, policy)
     prediction.seconds = time.perf_counter() - start
     return prediction
 

@@ -140,7 +140,8 @@ def saved_path(dataset) -> Path | None:
 
 
 def artifact_path(catalog, dataset_name: str) -> Path | None:
-    """The saved file of ``dataset_name`` when it belongs to a layer worth keeping."""
+    """The saved file (or folder: a model bundle) of ``dataset_name`` when it belongs to a layer
+    worth keeping."""
     if catalog is None:
         return None
     try:
@@ -151,7 +152,7 @@ def artifact_path(catalog, dataset_name: str) -> Path | None:
     if layer not in ARTIFACT_LAYERS:
         return None
     path = saved_path(dataset)
-    return path if path is not None and path.is_file() else None
+    return path if path is not None and path.exists() else None
 
 
 def _flatten(prefix: str, value, out: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +187,12 @@ class MlflowHook:
             mlflow.log_metric(f"{group}.{name}", value, step=step)
         path = artifact_path(self._catalog, dataset_name)
         if path is not None:
-            mlflow.log_artifact(str(path), artifact_path=dataset_name.rpartition(".")[0] or None)
+            folder = dataset_name.rpartition(".")[0] or None
+            if path.is_dir():  # a model bundle: its files under <namespace>/<name>.bundle/
+                mlflow.log_artifacts(str(path), artifact_path="/".join(
+                    p for p in (folder, path.name) if p))
+            else:
+                mlflow.log_artifact(str(path), artifact_path=folder)
 
 
 # --------------------------------------------------------------------------- ClearML

@@ -246,14 +246,14 @@ def make_objective(base: dict[str, Any], space: dict[str, Any], train_input, y_t
     """
     if metric not in METRICS:
         raise ValueError(f"params:tuning.metric is '{metric}'; choose one of {sorted(METRICS)}")
-    from music_genre.models import training
+    from music_genre.models import families, training
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest_params(trial, base, space, fixed)
         trial.set_user_attr("params", params)
         with _mlflow_trial_run(trial, log_to_mlflow) as mlflow_run:
             callbacks = []
-            if params["kind"] in training.KERAS_KINDS:
+            if families.by_kind(params["kind"]).keras:
                 callbacks.append(pruning_callback(trial, metric))
             try:
                 model, info = training.fit(params, train_input, y_train, val_input, y_val,
@@ -261,7 +261,7 @@ def make_objective(base: dict[str, Any], space: dict[str, Any], train_input, y_t
                 proba = training.predict_proba(model, val_input, n_classes,
                                                int(params.get("batch_size", 32)))
             finally:
-                if params["kind"] in training.KERAS_KINDS:
+                if families.by_kind(params["kind"]).keras:
                     import keras
 
                     keras.backend.clear_session()  # free the graph before the next trial

@@ -59,10 +59,12 @@ def test_health_and_models(client, api_data):
     assert body["genres"] == GENRES
     rows = {m["name"]: m for m in body["models"]}
     assert list(rows) == ["rf", "rf_robust", "mlp", "cnn", "transfer", "ensemble"]
-    for name, file in (("rf", "rf.pkl"), ("rf_robust", "rf_robust.pkl"), ("mlp", "mlp.keras"),
-                       ("cnn", "cnn.keras")):
+    for name, family in (("rf", "sklearn-table"), ("rf_robust", "sklearn-table"),
+                         ("mlp", "keras-table"), ("cnn", "keras-spectrogram")):
         row = rows[name]
-        newest = sorted((api_data / "06_models" / file).iterdir())[-1].name
+        newest = sorted((api_data / "06_models" / f"{name}.bundle").iterdir())[-1].name
+        assert row["contract"]["family"] == family and row["conf_differences"] == []
+        assert row["contract"]["extraction"]["duration_s"] == WINDOW_S
         assert row["available"] and row["version"] == newest
         metrics = json.loads(latest(api_data / "08_reporting" / name / "metrics.json",
                                     "metrics.json").read_text())
@@ -122,9 +124,12 @@ def test_default_model_is_the_best(client, test_tracks):
 
 
 def test_service_features_and_spectrograms_equal_the_pipeline(client, api_data, test_tracks):
-    """One implementation: the service's model inputs for a file are the stored ones."""
-    params = client.app.state.service.extraction
+    """One implementation: the service's model inputs for a file are the stored ones, computed
+    with the extraction parameters each model's bundle carries (the run's: 6 s windows)."""
+    models = client.app.state.service.models
+    params = models["rf"].loaded.extraction
     assert params.duration_s == WINDOW_S
+    assert all(models[m].loaded.extraction == params for m in ("mlp", "rf_robust", "cnn"))
     features = pd.read_parquet(latest(api_data / "04_feature" / "features.parquet",
                                       "features.parquet")).set_index("track_id")
     rich = pd.read_parquet(latest(api_data / "04_feature" / "rich_features.parquet",
@@ -139,22 +144,23 @@ def test_service_features_and_spectrograms_equal_the_pipeline(client, api_data, 
         stored_row = features.loc[track.track_id, audio.FEATURE_NAMES].to_numpy(np.float64)
         np.testing.assert_array_equal(inference.feature_rows(y, params).x[0], stored_row)
         # and the mlp input is that row as the model got it in training (float32)
-        mlp = client.app.state.service.models["mlp"].loaded
-        model_input = inference.input_builder("mlp").build(y, params, mlp).x
+        mlp = models["mlp"].loaded
+        model_input = inference.input_builder(mlp).build(y, params, mlp).x
         np.testing.assert_array_equal(model_input, stored_row[None].astype(np.float32))
         # the rf reads its columns of the rich table: recomputed identically by the service
-        rf = client.app.state.service.models["rf"].loaded
-        columns = rf.model.input_spec_["columns"]
+        rf = models["rf"].loaded
+        assert rf.contract["family"] == "sklearn-table"
+        columns = rf.contract["input"]["columns"]
         assert len(columns) > len(audio.FEATURE_NAMES)
         rich_row = rich.loc[track.track_id, columns].to_numpy(np.float64)
-        np.testing.assert_array_equal(inference.input_builder("rf").build(y, params, rf).x,
+        np.testing.assert_array_equal(inference.input_builder(rf).build(y, params, rf).x,
                                       rich_row[None].astype(np.float32))
         # rf_robust hears every upload through the 8 kHz chain: the degraded_features row
-        robust = client.app.state.service.models["rf_robust"].loaded
-        assert robust.model.input_spec_["degradation"] == "resample_8k"
+        robust = models["rf_robust"].loaded
+        assert robust.contract["input"]["degradation"] == "resample_8k"
         low = degraded[degraded["degradation"] == "resample_8k"].set_index("track_id")
         np.testing.assert_array_equal(
-            inference.input_builder("rf_robust").build(y, params, robust).x,
+            inference.input_builder(robust).build(y, params, robust).x,
             low.loc[track.track_id, columns].to_numpy(np.float64)[None].astype(np.float32))
         spec = inference.spectrogram_batch(y, params)
         assert spec.x.shape == (1, params.n_mels, params.n_frames)

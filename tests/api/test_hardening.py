@@ -78,7 +78,7 @@ def test_long_upload_is_analysed_up_to_the_bound_and_says_so(client):
 def test_spectrogram_comes_from_the_same_decode(client, signals):  # noqa: F811
     """rf does not compute a mel spectrogram: the image is made from the request's decoded
     audio and equals the first window's spectrogram of the upload."""
-    params = client.app.state.service.extraction
+    params = client.app.state.service.models["rf"].loaded.extraction  # its bundle's
     body = post(client, encode(signals[0]), "rf", params={"spectrogram": "true"}).json()
     expected = inference.display_spectrogram(
         audio.analyse(audio.fix_length(signals[0], params.n_samples), params,

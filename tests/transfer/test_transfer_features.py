@@ -40,7 +40,7 @@ def test_prior_scores_from_tag_names():
 
     from music_genre.transfer.embed import prior_scores
     from music_genre.transfer.musicnn import MSD_TAGS, MTT_TAGS
-    from tests.transfer.test_transfer_pipeline import PROJECT
+    from tests.helpers import PROJECT_ROOT as PROJECT
 
     musicnn = yaml.safe_load((PROJECT / "conf/base/parameters_transfer.yml").read_text())["musicnn"]
     spec = FeatureSpec.from_dict(musicnn)
@@ -162,7 +162,7 @@ def test_service_chunks_are_bounded():
     import yaml
 
     from music_genre.inference import _transfer_chunks
-    from tests.transfer.test_transfer_pipeline import PROJECT
+    from tests.helpers import PROJECT_ROOT as PROJECT
 
     sr = 100  # samples per second: only lengths matter here
     y = np.arange(3600 * sr, dtype=np.float32)  # one hour

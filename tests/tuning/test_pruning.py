@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import optuna
+import pytest
 
 from music_genre import tuning
 from music_genre.datasets import SpectrogramSet
 from music_genre.models import training
 from music_genre.models.inputs import labels as _labels
-
-from .conftest import GENRES
+from tests.tuning_data import GENRES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -26,6 +26,7 @@ def _inputs(features, split):
     return training.select(features, tr), y_tr, training.select(features, va), y_va
 
 
+@pytest.mark.slow  # Keras trials
 def test_a_bad_trial_is_pruned(features_and_split):
     x_tr, y_tr, x_va, y_va = _inputs(*features_and_split)
     space = {"optimizer.learning_rate": {"low": 1.0e-7, "high": 1.0e-1, "log": True}}
@@ -49,6 +50,7 @@ def test_a_bad_trial_is_pruned(features_and_split):
     assert good.value == good.user_attrs["val_loss"] < np.log(len(GENRES))
 
 
+@pytest.mark.slow  # Keras trials
 def test_cnn_trial_on_tiny_spectrograms(features_and_split):
     """The CNN path: conv blocks and SpecAugment strengths come from the space."""
     _, split = features_and_split

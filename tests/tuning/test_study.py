@@ -9,11 +9,11 @@ import sys
 import textwrap
 
 import optuna
+import pytest
 
 from music_genre import tuning
 from music_genre.pipelines.tuning import nodes as tuning_nodes
-
-from .conftest import GENRES, PROJECT
+from tests.tuning_data import GENRES, PROJECT
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -29,6 +29,7 @@ def _tuning(storage: str, n_trials: int) -> dict:
             "sampler": {"n_startup_trials": 2}, "heartbeat_s": 5, "mlflow": False}
 
 
+@pytest.mark.slow  # two studies in SQLite, a process each
 def test_a_second_run_resumes_the_study(tmp_path, features_and_split):
     features, split = features_and_split
     storage = f"sqlite:///{tmp_path}/optuna/studies.db"  # the folder is created
@@ -64,8 +65,8 @@ def test_a_second_run_resumes_the_study(tmp_path, features_and_split):
 WORKER = textwrap.dedent("""
     import os, sys
     import optuna
-    sys.path.insert(0, {tests!r})
-    from tuning.conftest import GENRES, synthetic_features
+    sys.path.insert(0, {root!r})
+    from tests.tuning_data import GENRES, synthetic_features
     from music_genre import tuning
     from music_genre.models import training
     from music_genre.models.inputs import labels as _labels
@@ -86,10 +87,11 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # worker processes
 def test_two_processes_share_one_study(tmp_path):
     storage = f"sqlite:///{tmp_path}/studies.db"  # the default backend; journal: works alike
     n = 5
-    code = WORKER.format(tests=str(PROJECT / "tests"), storage=storage, base=LOGREG,
+    code = WORKER.format(root=str(PROJECT), storage=storage, base=LOGREG,
                          space=SPACE, n=n)
     env = {**os.environ, "PYTHONPATH": str(PROJECT / "src")}
     workers = [subprocess.Popen([sys.executable, "-c", code, str(i)], env=env, cwd=tmp_path,

@@ -249,6 +249,18 @@ ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in 
 }.items()}
 
 
+def _contract_summary(contract: dict[str, Any]) -> dict[str, Any]:
+    """What ``/models`` shows of a bundle's contract: its family, format, extraction parameters
+    and input (feature columns counted, not listed)."""
+    spec = dict(contract.get("input") or {})
+    if "columns" in spec:
+        spec["columns"] = len(spec["columns"])
+    if "musicnn" in spec:  # the recipe: networks and patching, not the prior's tag lists
+        spec.pop("musicnn")
+    return {"format": contract.get("format"), "family": contract.get("family"),
+            "extraction": contract.get("extraction"), "input": spec}
+
+
 def _safe_name(filename: str | None) -> str:
     # only ever used in messages: the upload is decoded from memory, never saved under its name
     name = PurePath((filename or "").replace("\\", "/")).name[:100]
@@ -334,6 +346,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 trained_on = service.training_data(name)
                 row.update(version=m.version, metrics_version=m.metrics_version,
                            kind=m.metrics.get("kind"),
+                           # the serving contract its bundle carries (not today's conf)
+                           contract=_contract_summary(m.contract),
+                           conf_differences=status.conf_differences,
                            metrics={k: v for k, v in m.metrics.items()
                                     if isinstance(v, (int, float)) and v is not None},
                            synthetic=bool(trained_on["synthetic"]), training_data=trained_on)
@@ -383,8 +398,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                                 "the service", train_commands=commands)
         status = service.models[chosen]
         if status.loaded is None:
-            raise ApiError(503, f"{status.reason}; train it with `{status.train_command}` "
-                                "and restart the service", train_command=status.train_command)
+            fix = ("" if status.train_command in (status.reason or "")  # refused bundles say it
+                   else f"; train it with `{status.train_command}`")
+            raise ApiError(503, f"{status.reason}{fix} and restart the service",
+                           train_command=status.train_command)
         try:
             prediction, image = await anyio.to_thread.run_sync(
                 functools.partial(service.predict, data, chosen, name, spectrogram),
@@ -395,13 +412,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             raise ApiError(422, str(exc),
                            silence_floor_dbfs=service.settings.silence_floor_dbfs) from None
         except inference.InputError as exc:
-            raise ApiError(422, str(exc), min_duration_s=service.extraction.min_duration_s) \
+            raise ApiError(422, str(exc), min_duration_s=service.min_duration_s(chosen)) \
                 from None
         spec = None
         if image is not None:
             spec = Spectrogram(n_mels=image.shape[0], n_columns=image.shape[1],
                                seconds=min(prediction.duration_s,
-                                           service.extraction.duration_s),
+                                           status.loaded.extraction.duration_s),
                                data=base64.b64encode(image.tobytes()).decode("ascii"))
         loaded = status.loaded
         trained_on = service.training_data(chosen)

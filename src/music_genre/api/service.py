@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from music_genre import audio, classify_io, inference, roster, selection
+from music_genre import classify_io, inference, roster, selection
+from music_genre.models import bundle as bundles
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +158,19 @@ class ModelStatus:
     loaded: inference.LoadedModel | None = None
     reason: str | None = None  # why it is not available
     train_command: str = ""
+    #: where today's conf differs from the bundle the model is served with (bundle wins)
+    conf_differences: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Service:
+    """The loaded models. Each model's input is computed as its bundle's contract says
+    (extraction parameters, columns, chain, networks, genres); today's ``params:extraction`` is
+    kept only to report where it differs (``conf_extraction``)."""
+
     settings: ApiSettings
     env: str
-    extraction: audio.ExtractionParams
+    conf_extraction: dict[str, Any]
     genres: list[str]
     models: dict[str, ModelStatus] = field(default_factory=dict)
     #: the latest ``model_selection`` output (ranking by grouped CV, other artists, test split)
@@ -206,13 +213,12 @@ class Service:
         try:
             start = time.perf_counter()
             decoded = inference.decode_upload(data, policy, filename)
-            prediction = inference.predict_decoded(decoded, loaded, self.extraction,
-                                                   self.genres, filename, policy)
+            prediction = inference.predict_decoded(decoded, loaded, filename, policy)
             image = None
             if spectrogram:
                 mel = prediction.mel_db
                 if mel is None:
-                    mel = inference.first_window_mel(decoded, self.extraction)
+                    mel = inference.first_window_mel(decoded, loaded.extraction)
                 image = inference.display_spectrogram(mel)
             prediction.mel_db = None
             prediction.seconds = time.perf_counter() - start
@@ -220,6 +226,12 @@ class Service:
             return prediction, image
         finally:
             release_memory()
+
+    def min_duration_s(self, name: str) -> float:
+        """The shortest upload model ``name`` accepts (``api.min_duration_s``, else its
+        bundle's)."""
+        return inference.model_extraction(self.models[name].loaded,
+                                          self.settings.min_duration_s).min_duration_s
 
     def training_data(self, name: str) -> dict[str, Any]:
         """What ``name`` was trained on (recorded by the training run; older models: the env's
@@ -236,22 +248,31 @@ SYNTHETIC_WARNING = "trained on synthetic demo audio: not for real music"
 
 
 def _train_command(name: str, env: str) -> str:
-    return f"kedro run --pipeline {name}" + (f" --env {env}" if env not in ("local", "") else "")
+    return bundles.retrain_command(name, env)
 
 
 def _warm_up(service: Service) -> None:
     """One prediction per model on a synthetic clip, so the first request does not pay for
     numba's and Keras' one-off compilation."""
     rng = np.random.default_rng(0)
-    for loaded in service.available.values():
+    for name, loaded in service.available.items():
         if "members" in loaded.extras:  # the ensemble: its members are warmed up
             continue
-        rate = inference.input_builder(loaded.name).sample_rate(service.extraction,
-                                                                 loaded.extras)
-        y = 0.1 * rng.standard_normal(int(rate * max(service.extraction.min_duration_s, 3.0)))
-        inference.predict_signal(y.astype(np.float32), loaded, service.extraction,
-                                 service.genres)
+        rate = inference.sample_rate(loaded)
+        y = 0.1 * rng.standard_normal(int(rate * max(service.min_duration_s(name), 3.0)))
+        inference.predict_signal(y.astype(np.float32), loaded,
+                                 min_duration_s=service.settings.min_duration_s)
     release_memory()
+
+
+def _conf_differences(loaded: inference.LoadedModel, service: Service) -> list[str]:
+    """Where today's ``params:extraction`` / ``params:genres`` differ from the model's bundle."""
+    if "members" in loaded.extras:  # the ensemble: its members report their own
+        return []
+    out = bundles.conf_differences(loaded.contract, service.conf_extraction)
+    if loaded.genres != service.genres:
+        out.append(f"genres: {loaded.genres} in the bundle, {service.genres} in conf")
+    return out
 
 
 def _describe_run(loaded: inference.LoadedModel) -> str:
@@ -294,11 +315,8 @@ def load_service(settings: ApiSettings | None = None) -> Service:
     env = context.env or "local"
     try:
         params = context.params
-        extraction = audio.ExtractionParams.from_dict(params["extraction"])
-        if settings.min_duration_s is not None:
-            extraction = dataclasses.replace(extraction,
-                                             min_duration_s=float(settings.min_duration_s))
-        service = Service(settings, env, extraction, list(params["genres"]),
+        service = Service(settings, env, dict(params.get("extraction") or {}),
+                          list(params["genres"]),
                           synthetic_env=bool((params.get("training_data") or {})
                                              .get("synthetic")))
         unknown = sorted(set(settings.models) - set(roster.names()))
@@ -307,15 +325,25 @@ def load_service(settings: ApiSettings | None = None) -> Service:
                              f"{roster.names()}")
         catalog = context.catalog
         # members first: the ensemble is served over them
-        for name in sorted(settings.models, key=lambda n: n == "ensemble"):
+        for name in sorted(settings.models, key=lambda n: roster.spec(n).family == "ensemble"):
             status = ModelStatus(name, train_command=_train_command(name, env))
             try:
                 # the ensemble is served over the members loaded before it
                 status.loaded = classify_io.load_model(catalog, params, name,
-                                                       members=service.available)
+                                                       members=service.available, env=env)
                 logger.info("Serving '%s' version %s (test accuracy %s), trained by %s", name,
                             status.loaded.version, status.loaded.accuracy,
                             _describe_run(status.loaded))
+                status.conf_differences = _conf_differences(status.loaded, service)
+                if status.conf_differences:
+                    logger.warning(
+                        "'%s' is served as its bundle says, not as conf/ says now (%s); retrain "
+                        "it to use today's values: `%s`", name,
+                        "; ".join(status.conf_differences), status.train_command)
+            except bundles.IncompatibleBundle as exc:
+                status.reason = str(exc)
+                status.train_command = bundles.retrain_command(name, env)
+                logger.warning("Not serving %s", status.reason)
             except LookupError as exc:
                 status.reason = f"model '{name}' has not been trained yet: {exc}"
                 logger.warning("%s; train it with `%s`", status.reason, status.train_command)

@@ -1,29 +1,23 @@
-"""Fitting and predicting for every model kind, behind one interface.
+"""Training-side helpers shared by every model family: spectrogram batches, callbacks, and
+``fit`` / ``predict_proba`` entry points that hand over to the family adapters of
+:mod:`music_genre.models.families` (``kind`` → sklearn-table, keras-table, keras-spectrogram).
 
-``kind`` (from the model's parameters) selects the family:
-
-* ``random_forest`` / ``logistic_regression``: sklearn pipelines on a feature table;
-* ``keras_mlp``: Keras MLP on a feature table (standardisation + PCA baked into the model);
-* ``keras_cnn``: Keras CNN on a :class:`~music_genre.models.inputs.SpectrogramSet`, streamed in
-  batches from the memory-mapped float16 store (never every spectrogram in float32 at once).
+Spectrogram models (:class:`~music_genre.models.inputs.SpectrogramSet`) stream batches from the
+memory-mapped float16 store (never every spectrogram in float32 at once).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from music_genre.models.inputs import SpectrogramSet, feature_columns, select
+# select / feature_columns: re-exported (training.select is what tuning and CV call)
+from music_genre.models.inputs import SpectrogramSet, feature_columns, select  # noqa: F401
 
 logger = logging.getLogger(__name__)
-
-SKLEARN_KINDS = {"random_forest", "logistic_regression"}
-KERAS_KINDS = {"keras_mlp", "keras_cnn"}
 
 
 def window_starts(n_frames: int, window: int, hop: int) -> np.ndarray:
@@ -142,83 +136,12 @@ def _callbacks(params: dict[str, Any], extra=()):
 
 def fit(params: dict[str, Any], train_input, y_train: np.ndarray, val_input, y_val: np.ndarray,
         n_classes: int, seed: int, callbacks=()) -> tuple[Any, dict[str, Any]]:
-    """Train a model of ``params['kind']``; returns it with a history dict (curves, timings)."""
-    from music_genre.models import builders
+    """Train a model of ``params['kind']`` with its family's adapter
+    (:func:`music_genre.models.families.fit`); returns it with a history dict."""
+    from music_genre.models import families
 
-    kind = params["kind"]
-    info: dict[str, Any] = {"kind": kind}
-    if params.get("pca_components") and not isinstance(train_input, tuple):
-        limit = min(train_input.shape)
-        if int(params["pca_components"]) > limit:
-            logger.warning("%s: pca_components=%s is more than the %d the training data allows "
-                           "(min of tracks and features); using %d", params.get("name", kind),
-                           params["pca_components"], limit, limit)
-            params = {**params, "pca_components": limit}
-    start = time.perf_counter()
-    if kind in SKLEARN_KINDS:
-        build = {"random_forest": builders.build_random_forest,
-                 "logistic_regression": builders.build_logistic_regression}[kind]
-        model = build(params, seed)
-        model.fit(train_input, y_train)
-        if "pca" in model.named_steps:
-            info["pca_explained_variance"] = float(
-                model.named_steps["pca"].explained_variance_ratio_.sum())
-    elif kind in KERAS_KINDS:
-        import keras
-
-        from music_genre import distributed
-
-        keras.utils.set_random_seed(seed)
-        batch_size = int(params.get("batch_size", 32))
-        if kind == "keras_mlp":
-            from sklearn.decomposition import PCA
-            from sklearn.preprocessing import StandardScaler
-
-            scaler = StandardScaler().fit(train_input)
-            pca_args = {}
-            if params.get("pca_components"):
-                pca = PCA(n_components=int(params["pca_components"]), random_state=seed)
-                pca.fit(scaler.transform(train_input))
-                pca_args = {"pca_components": pca.components_, "pca_mean": pca.mean_}
-                info["pca_explained_variance"] = float(pca.explained_variance_ratio_.sum())
-            with distributed.accelerated(params.get("accelerator")):  # strategy, precision
-                model = builders.build_mlp(params, train_input.shape[1], n_classes,
-                                           scaler.mean_, scaler.var_, **pca_args)
-            fit_args = {"x": train_input, "y": y_train, "validation_data": (val_input, y_val),
-                        "batch_size": batch_size, "shuffle": True}
-        else:
-            spec, train_idx = train_input
-            _, val_idx = val_input
-            seg = segment_settings(params)
-            window = int(seg["frames"]) if seg["frames"] else None
-            n_mels, n_frames = spec.data.shape[1:]
-            if window and window >= n_frames:
-                window = None  # windows as long as the track: whole-track training
-            with distributed.accelerated(params.get("accelerator")):  # strategy, precision
-                model = builders.build_cnn(params, (n_mels, window or n_frames, 1), n_classes,
-                                           seed=seed)
-            # segment training: random windows per track per epoch; validation on every
-            # non-overlapping window of the validation tracks (for early stopping only)
-            fit_args = {
-                "x": spectrogram_batches(spec, train_idx, y_train, batch_size, True, seed,
-                                         window=window, crops_per_track=seg["crops_per_track"],
-                                         lowpass=params.get("lowpass")),
-                "validation_data": spectrogram_batches(spec, val_idx, y_val, batch_size,
-                                                        False, seed, window=window, hop=window),
-            }
-        info["n_parameters"] = int(model.count_params())
-        history = model.fit(epochs=int(params.get("epochs", 50)),
-                            callbacks=_callbacks(params, callbacks),
-                            verbose=int(params.get("verbose", 2)), **fit_args)
-        info["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        info["epochs_run"] = len(history.epoch)
-    else:
-        raise ValueError(f"unknown model kind '{kind}'; choose one of "
-                         f"{sorted(SKLEARN_KINDS | KERAS_KINDS)}")
-    info["train_seconds"] = time.perf_counter() - start
-    info["n_train"] = int(len(y_train))
-    logger.info("Trained %s on %d tracks in %.1f s", kind, len(y_train), info["train_seconds"])
-    return model, info
+    return families.fit(params, train_input, y_train, val_input, y_val, n_classes, seed,
+                        callbacks)
 
 
 def predict_segments(model, x: np.ndarray, hop: int | None = None) -> np.ndarray:
@@ -237,22 +160,14 @@ def predict_segments(model, x: np.ndarray, hop: int | None = None) -> np.ndarray
 
 
 def predict_proba(model, model_input, n_classes: int, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (n, n_classes) for any model kind."""
+    """Class probabilities (n, n_classes) for any model, by its family's adapter: a
+    spectrogram input ``(set, indices)``, a scikit-learn model, or a Keras table model."""
+    from music_genre.models import families
+
     if isinstance(model_input, tuple):  # spectrograms: (set, indices)
-        spec, idx = model_input
-        window = model.input_shape[2]
-        if window is None or window >= spec.data.shape[2]:
-            return np.asarray(model.predict(
-                spectrogram_batches(spec, idx, None, batch_size, False, 0), verbose=0))
-        # a segment model: average its windows' probabilities (half-overlapping) per track
-        batches = spectrogram_batches(spec, idx, None, batch_size, False, 0, window=window)
-        proba = np.asarray(model.predict(batches, verbose=0))
-        sums = np.zeros((len(idx), proba.shape[1]))
-        np.add.at(sums, batches.item_track, proba)
-        return sums / np.bincount(batches.item_track, minlength=len(idx))[:, None]
-    if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(model_input)
-        full = np.zeros((len(proba), n_classes))
-        full[:, np.asarray(model.classes_, dtype=int)] = proba  # a class absent from training
-        return full
-    return np.asarray(model.predict(model_input, batch_size=batch_size, verbose=0))
+        family = families.KERAS_SPECTROGRAM
+    elif hasattr(model, "predict_proba"):
+        family = families.SKLEARN_TABLE
+    else:
+        family = families.KERAS_TABLE
+    return family.predict_proba(model, model_input, n_classes, batch_size)

@@ -26,6 +26,41 @@ from music_genre.transfer.embed import (
     patch_vectors,
 )
 
+#: the ``params:musicnn`` keys that decide a head's input (the rest: where weights are cached)
+CONTRACT_KEYS = ("weights", "extra_networks", "features", "pooling", "genre_prior",
+                 "genre_prior_aggregate", "embedding", "serving")
+
+
+def embedding_contract(musicnn: Mapping[str, Any]) -> dict[str, Any]:
+    """What a transfer head's bundle carries (``input`` of its contract): the networks, the
+    outputs used, the genre prior and the patching of ``params:musicnn`` at training time, and
+    the pretrained weights' identity. The service builds its :class:`TransferService` from it."""
+    from music_genre.transfer import weights
+
+    spec = FeatureSpec.from_dict(musicnn)
+    return {"musicnn": {k: musicnn[k] for k in CONTRACT_KEYS if k in musicnn},
+            "networks": list(spec.networks), "wheel_sha256": weights.WHEEL_SHA256}
+
+
+def contract_differences(spec: Mapping[str, Any], network: Any = None) -> list[str]:
+    """Why a head's contract cannot be served here: other pretrained weights, or a network
+    artifact (``musicnn_network``) that is not the networks the head was trained on."""
+    from music_genre.transfer import weights
+
+    out = []
+    if spec.get("wheel_sha256") != weights.WHEEL_SHA256:
+        out.append(f"MusiCNN weights sha256 {spec.get('wheel_sha256')}, this code pins "
+                   f"{weights.WHEEL_SHA256}")
+    if not spec.get("musicnn"):
+        out.append("no params:musicnn recipe in the bundle")
+    if network is not None and spec.get("networks"):
+        outputs = len(getattr(network, "outputs", ()) or ())
+        if outputs != 2 * len(spec["networks"]):
+            out.append(f"networks {spec['networks']} ({2 * len(spec['networks'])} outputs), "
+                       f"but musicnn_network has {outputs} outputs (re-exported for other "
+                       "params:musicnn networks)")
+    return out
+
 
 @dataclass
 class TransferService:

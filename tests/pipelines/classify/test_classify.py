@@ -12,14 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
 
-from music_genre import audio, inference
+from music_genre import inference
+from music_genre.models import bundle
 from music_genre.pipelines.classify import nodes
 from tests.helpers import latest, make_project, run
 
@@ -91,6 +91,7 @@ def first_run(project, music) -> pd.DataFrame:
     return _classify(project, music["root"], n_jobs=2, min_files_for_parallel=1, playlists=True)
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_every_audio_file_is_listed_once(first_run, music):
     expected = {str(music[k].resolve()) for k in
                 ("real0", "real1", "real2", "mp3", "flac", "broken", "short")}
@@ -99,6 +100,7 @@ def test_every_audio_file_is_listed_once(first_run, music):
     assert first_run["status"].value_counts().to_dict() == {"ok": 5, "unreadable": 2}
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_unreadable_files_say_why(first_run, music):
     bad = first_run.set_index("path").loc[[str(music["broken"].resolve()),
                                            str(music["short"].resolve())]]
@@ -107,13 +109,14 @@ def test_unreadable_files_say_why(first_run, music):
     assert "at least 3 s" in bad["error"].iloc[1]
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_rows_carry_top3_model_and_seconds(first_run, project, music):
     ok = first_run[first_run["status"] == "ok"].set_index("path")
     assert set(ok["genre"]) <= set(GENRES)
     p = ok[["probability", "probability_2", "probability_3"]].to_numpy()
     assert (np.diff(p, axis=1) <= 0).all() and (p.sum(axis=1) <= 1.0 + 1e-3).all()
     assert (ok[["genre", "genre_2", "genre_3"]].nunique(axis=1) == 3).all()
-    versions = sorted(d.name for d in (project / "data" / ENV / "06_models" / "rf.pkl").iterdir())
+    versions = sorted(d.name for d in (project / "data" / ENV / "06_models" / "rf.bundle").iterdir())
     assert (ok["model"] == "rf").all() and (ok["model_version"] == versions[-1]).all()
     # 30 s real tracks (6 s windows: 5), a 12 s MP3 (2 windows), a 10 s FLAC (2: the last 4 s
     # looped up to 6 s, as a short training clip is)
@@ -127,25 +130,21 @@ def test_rows_carry_top3_model_and_seconds(first_run, project, music):
     assert 5000 < band <= 11025
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_answers_equal_the_service_function(first_run, project, music):
     """What the workers wrote equals inference.predict_bytes on an independently loaded model."""
-    model_dir = project / "data" / ENV / "06_models" / "rf.pkl"
-    model = joblib.load(latest(model_dir, "rf.pkl"))
-    loaded = inference.LoadedModel("rf", model, "x")
-    params = audio.ExtractionParams.from_dict({**_base_extraction(), "duration_s": 6.0})
+    model_dir = project / "data" / ENV / "06_models" / "rf.bundle"
+    loaded = inference.loaded_model("rf", bundle.load(latest(model_dir, "rf.bundle")))
+    assert loaded.extraction.duration_s == 6.0  # the run's windows, from the bundle
     for key in ("real1", "mp3"):
         path = music[key].resolve()
-        pred = inference.predict_bytes(path.read_bytes(), loaded, params, GENRES, str(path))
+        pred = inference.predict_bytes(path.read_bytes(), loaded, str(path))
         row = first_run.set_index("path").loc[str(path)]
         assert row["genre"] == pred.genre
         assert row["probability"] == pytest.approx(max(pred.probabilities.values()), abs=1e-4)
 
 
-def _base_extraction() -> dict:
-    conf = Path(__file__).resolve().parents[3] / "conf" / "base" / "parameters_data_processing.yml"
-    return yaml.safe_load(conf.read_text())["extraction"]
-
-
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_summary_chart_and_playlists(first_run, project):
     reporting = project / "data" / ENV / "08_reporting" / "classify"
     assert latest(reporting / "summary.png", "summary.png").stat().st_size > 10_000
@@ -158,6 +157,7 @@ def test_summary_chart_and_playlists(first_run, project):
         assert sorted(lines[2::2]) == sorted(ok.loc[ok["genre"] == genre, "path"])
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_a_second_run_reuses_rows_of_the_same_model_version(first_run, project, music):
     """Same size and modification time: taken from the previous table, not analysed again (the
     file's bytes are now garbage, so an analysis would call it unreadable); a newer time: read."""
@@ -173,6 +173,7 @@ def test_a_second_run_reuses_rows_of_the_same_model_version(first_run, project, 
     assert (third["status"] == "ok").sum() == 4
 
 
+@pytest.mark.slow  # kedro run --pipeline rf, then classify, in sessions
 def test_cli_prints_one_line_per_file_and_json(project, music, first_run):
     folder = music["root"] / "nested"
     cmd = [sys.executable, "-m", "music_genre", "classify", str(folder), str(music["mp3"]),

@@ -105,6 +105,7 @@ def test_split_never_puts_one_id_in_two_parts():
     assert np.all(split.groupby("track_id")["split"].nunique() == 1)
 
 
+@pytest.mark.slow  # kedro run --pipeline rf in a session
 def test_rf_run_on_a_folder_with_duplicates_finishes(collection, tmp_path, caplog):
     """The issue's failing command, ``kedro run --pipeline rf --params raw_root=<folder>`` in the
     demo env, on the folder with duplicates: it finishes; the model's metrics record what it was

@@ -9,6 +9,8 @@ import pytest
 
 from tests.helpers import latest, make_project, run
 
+pytestmark = pytest.mark.slow  # data processing of the 100 real tracks
+
 
 @pytest.fixture(scope="module")
 def real_run(gtzan_mini, tmp_path_factory):

@@ -90,13 +90,12 @@ def _log_walk_error(exc: OSError) -> None:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(loaded: inference.LoadedModel, extraction: dict[str, Any],
-                 genres: list[str], max_bytes: int, max_analysed_s: float | None) -> None:
+def _init_worker(loaded: inference.LoadedModel, max_bytes: int,
+                 max_analysed_s: float | None) -> None:
     inference.pin_blas_threads()
     # the service's bound: only the first max_analysed_s of a file is decoded (memory O(window))
     policy = inference.InputPolicy(max_analysed_s=max_analysed_s) if max_analysed_s else None
-    _WORKER.update(loaded=loaded, params=audio.ExtractionParams.from_dict(extraction),
-                   genres=list(genres), max_bytes=max_bytes, policy=policy)
+    _WORKER.update(loaded=loaded, max_bytes=max_bytes, policy=policy)
 
 
 def _classify_one(path: str) -> dict[str, Any]:
@@ -111,8 +110,8 @@ def _classify_one(path: str) -> dict[str, Any]:
                 f"({_WORKER['max_bytes'] / 2**20:g} MB)")
         with open(path, "rb") as f:
             data = f.read()
-        pred = inference.predict_bytes(data, loaded, _WORKER["params"], _WORKER["genres"], path,
-                                       _WORKER["policy"])
+        # the input the model's bundle describes (its extraction, columns, chain, networks)
+        pred = inference.predict_bytes(data, loaded, path, _WORKER["policy"])
     except (audio.AudioError, inference.InputError, OSError) as exc:
         return {**row, "status": "unreadable", "error": str(exc)}
     except Exception as exc:  # a decoder crash on one file must not cost the others
@@ -128,25 +127,24 @@ def _classify_one(path: str) -> dict[str, Any]:
     return row
 
 
-def _run_all(paths: Sequence[str], loaded: inference.LoadedModel, extraction: dict[str, Any],
-             genres: list[str], max_bytes: int, n_jobs: int, progress: bool,
-             max_analysed_s: float | None = None) -> list[dict]:
+def _run_all(paths: Sequence[str], loaded: inference.LoadedModel, max_bytes: int, n_jobs: int,
+             progress: bool, max_analysed_s: float | None = None) -> list[dict]:
     bar = tqdm(total=len(paths), desc=f"classify ({loaded.name})", unit="file",
                disable=not progress or not paths)
     rows: list[dict] = [None] * len(paths)  # type: ignore[list-item]
     try:
         if n_jobs <= 1:
-            _init_worker(loaded, extraction, genres, max_bytes, max_analysed_s)
+            _init_worker(loaded, max_bytes, max_analysed_s)
             for i, path in enumerate(paths):
                 rows[i] = _classify_one(path)
                 bar.update()
             return rows
-        audio.warm_up(audio.ExtractionParams.from_dict(extraction))  # numba cache before workers
+        audio.warm_up(loaded.extraction)  # numba cache before workers
         # spawn, not fork: the parent may hold TensorFlow's threads, which fork can deadlock
         with cf.ProcessPoolExecutor(
                 max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(loaded, extraction, genres, max_bytes, max_analysed_s)) as pool:
+                initargs=(loaded, max_bytes, max_analysed_s)) as pool:
             futures = {pool.submit(_classify_one, p): i for i, p in enumerate(paths)}
             for future in cf.as_completed(futures):
                 rows[futures[future]] = future.result()
@@ -166,10 +164,10 @@ def _n_jobs(classify: Mapping[str, Any], n_todo: int) -> int:
 
 
 def classify_files(files: pd.DataFrame, previous: pd.DataFrame, models,
-                   classify: Mapping[str, Any], extraction: dict[str, Any],
-                   genres: list[str]) -> pd.DataFrame:
+                   classify: Mapping[str, Any]) -> pd.DataFrame:
     """The result table: one row per file (``status`` ok or unreadable), files already classified
-    with the same model version taken from ``previous``."""
+    with the same model version taken from ``previous``. Every file is analysed as the model's
+    bundle says (its extraction parameters and genres, not today's conf)."""
     loaded: inference.LoadedModel = models.load(classify.get("model"))
     files = files.copy()
     files["model"], files["model_version"] = loaded.name, loaded.version
@@ -179,7 +177,7 @@ def classify_files(files: pd.DataFrame, previous: pd.DataFrame, models,
                 "%d to analyse", loaded.name, loaded.version, len(files), len(reused), len(todo))
     max_bytes = int(float(classify.get("max_file_mb", 50)) * 2**20)
     max_analysed_s = classify.get("max_analysed_s")
-    rows = _run_all(todo, loaded, extraction, genres, max_bytes, _n_jobs(classify, len(todo)),
+    rows = _run_all(todo, loaded, max_bytes, _n_jobs(classify, len(todo)),
                     _flag(classify.get("progress", True)),
                     float(max_analysed_s) if max_analysed_s else None)
     new = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("size_bytes", "mtime_ns")])

@@ -8,7 +8,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(find_audio_files, "params:classify", "classify.files", name="find_audio_files"),
         Node(classify_files,
              ["classify.files", "classify.previous_results", "classify.models",
-              "params:classify", "params:extraction", "params:genres"],
+              "params:classify"],
              "classify.results", name="classify_files"),
         Node(plot_summary, ["classify.results", "params:genres"], "classify.summary_chart",
              name="plot_classify_summary"),

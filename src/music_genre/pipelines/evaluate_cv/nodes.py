@@ -146,7 +146,7 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
     # the live model blocks (params:<model>) of every model of the roster
     live = {name: parameters[name] for name in roster.names() if name in parameters}
     index = {g: i for i, g in enumerate(genres)}
-    seed = int(cv.get("seed", 0))
+    seed = int(cv["seed"])  # evaluate_cv.seed: ${globals:seed}
     metric_rows, oof_frames = [], []
     fold_cache = fold_cache if fold_cache is not None else {}
     new_entries: dict[str, dict[str, Any]] = {}
@@ -305,8 +305,9 @@ def add_cv_ensembles(fold_metrics: pd.DataFrame, oof: pd.DataFrame, cv: dict[str
     return pd.concat(metric_rows, ignore_index=True), pd.concat(frames, ignore_index=True)
 
 
-def summarise_cv(fold_metrics: pd.DataFrame, oof: pd.DataFrame):
-    """Summary table (mean ± sd, pooled accuracy with a 95 % interval), Markdown and a chart."""
+def summarise_cv(fold_metrics: pd.DataFrame, oof: pd.DataFrame, genres: list[str]):
+    """Summary table (mean ± sd, pooled accuracy with a 95 % interval), Markdown and a chart
+    (with the chance level ``1/len(genres)``)."""
     summary = evaluation.summarise_folds(fold_metrics, oof)
     markdown = evaluation.summary_markdown(summary)
     schemes = list(dict.fromkeys(summary["scheme"]))
@@ -322,7 +323,7 @@ def summarise_cv(fold_metrics: pd.DataFrame, oof: pd.DataFrame):
     ax.set_xticks(range(len(models)), models, rotation=20)
     ax.set_ylim(0, 1)
     ax.set_ylabel("out-of-fold accuracy (95 % Wilson)")
-    ax.axhline(0.1, color="grey", ls=":")
+    ax.axhline(1 / len(genres), color="grey", ls=":", label=f"chance (1/{len(genres)})")
     ax.legend()
     ax.set_title("Track-level cross-validation")
     fig.tight_layout()

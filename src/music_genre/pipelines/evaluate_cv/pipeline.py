@@ -22,6 +22,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(add_cv_ensembles, ["cv_fold_metrics_models", "cv_predictions_models",
                                 "params:evaluate_cv", "params:genres"],
              ["cv_fold_metrics", "cv_predictions"], name="add_cv_ensembles"),
-        Node(summarise_cv, ["cv_fold_metrics", "cv_predictions"],
+        Node(summarise_cv, ["cv_fold_metrics", "cv_predictions", "params:genres"],
              ["cv_summary", "cv_summary_markdown", "cv_chart"], name="summarise_cv"),
     ])  # fmt: skip

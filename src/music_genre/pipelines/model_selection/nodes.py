@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -13,13 +12,13 @@ from music_genre import audio, inference, roster, selection
 logger = logging.getLogger(__name__)
 
 
-def evaluate_other_artists(files: pd.DataFrame, params: dict[str, Any],
-                           extraction: dict[str, Any], genres: list[str], musicnn: dict[str, Any],
+def evaluate_other_artists(files: pd.DataFrame, params: dict[str, Any], genres: list[str],
                            network: Any, ensemble_bundle: dict[str, Any],
                            *models_and_metrics) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Each model's answer for every file of a folder of music by artists the training
     collection does not contain (``holdout_root``; e.g. the other-artist GTZAN excerpts), through
-    the service's own input code (:func:`music_genre.inference.predict_bytes`).
+    the service's own input code (:func:`music_genre.inference.predict_bytes`: each model's input
+    as its bundle says).
 
     Clips shorter than a 30 s window are looped up to it, as short training clips are
     (``audio.windows``); ``params['min_duration_s']`` (default 1 s) replaces the service's
@@ -36,14 +35,11 @@ def evaluate_other_artists(files: pd.DataFrame, params: dict[str, Any],
     limit = params.get("max_files")
     if limit:
         files = files.groupby("genre", group_keys=False).head(int(limit))
-    ext = dataclasses.replace(audio.ExtractionParams.from_dict(extraction),
-                              min_duration_s=float(params.get("min_duration_s", 1.0)))
-    all_params = {"genres": genres, "musicnn": musicnn}
+    policy = inference.InputPolicy(min_duration_s=float(params.get("min_duration_s", 1.0)))
     loaded = {}
     for i, name in enumerate([n for n in names if n != "ensemble"]):
         model, metrics = models_and_metrics[2 * i], models_and_metrics[2 * i + 1]
-        loaded[name] = inference.loaded_model(
-            name, model, metrics, all_params, network if name == "transfer" else None)
+        loaded[name] = inference.loaded_model(name, model, metrics, network)
     if "ensemble" in names and ensemble_bundle:
         loaded["ensemble"] = inference.ensemble_model(ensemble_bundle, loaded)
     inference.pin_blas_threads()
@@ -56,7 +52,7 @@ def evaluate_other_artists(files: pd.DataFrame, params: dict[str, Any],
             data = f.read()
         for name, model in loaded.items():
             try:
-                p = inference.predict_bytes(data, model, ext, genres, rec["path"])
+                p = inference.predict_bytes(data, model, rec["path"], policy)
             except (audio.AudioError, inference.InputError) as exc:
                 logger.warning("other artists: %s skipped (%s)", rec["path"], exc)
                 break

@@ -14,8 +14,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     models = [d for m in roster.single_models() for d in (f"{m}.model", f"{m}.metrics")]
     return Pipeline([
         Node(evaluate_other_artists,
-             ["holdout_audio", "params:model_selection", "params:extraction", "params:genres",
-              "params:musicnn", "musicnn_network", "ensemble.model", *models],
+             ["holdout_audio", "params:model_selection", "params:genres", "musicnn_network",
+              "ensemble.model", *models],
              ["other_artist_predictions", "other_artist_metrics"],
              name="evaluate_other_artists"),
         Node(rank_models,

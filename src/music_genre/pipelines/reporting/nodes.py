@@ -70,14 +70,15 @@ def compare_models(selection: dict[str, Any],
     ax.set_xticks(x, table["model"])
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("accuracy (95 % interval)")
-    ax.axhline(0.1, color="grey", ls=":", label="chance (10 classes)")
+    genres = list(metrics[0]["per_genre"]) if metrics else []
+    if genres:  # the models' classes (params:genres)
+        ax.axhline(1 / len(genres), color="grey", ls=":", label=f"chance (1/{len(genres)})")
     # legend beside the axes: inside, it covered whichever bars reached the top corner
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title("Models in the ranking's order: grouped CV first, then other artists, "
                  "then the test split", fontsize=10)
     fig_bar.tight_layout()
 
-    genres = list(metrics[0]["per_genre"]) if metrics else []
     f1 = pd.DataFrame({m["model"]: [m["per_genre"][g]["f1"] for g in genres] for m in metrics},
                       index=genres)
     fig_genre, ax = plt.subplots(figsize=(11, 4.5))

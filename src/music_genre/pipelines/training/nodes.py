@@ -1,4 +1,4 @@
-"""The train → evaluate template's two nodes, shared by every template model (rf, mlp, cnn, ...).
+"""The train → bundle → evaluate template's nodes, shared by every template model (rf, mlp, cnn, ...).
 
 ``model_input`` is a feature table (one row per track) or a spectrogram set; ``split`` assigns
 each track to train/val/test; ``params`` is the model's own parameter block (``params:<model>``).
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from music_genre.models import inputs, reports, training
+from music_genre.models import bundle, inputs, reports, training
 
 logger = logging.getLogger(__name__)
 
@@ -29,22 +29,29 @@ def train_model(model_input, split: pd.DataFrame, params: dict[str, Any], genres
     model, info = training.fit(params, x_train, y_fit, x_val, y_val, n_classes=len(genres),
                                seed=int(params.get("seed", seed)))
     if columns is not None:
-        # what the service must compute for this model: the columns, in order, and how; pickled
-        # with scikit-learn models, and in the metrics of every model (a .keras file cannot
-        # carry it)
-        spec = {"columns": columns, "rich_segment_s": params.get("rich_segment_s"),
-                "degradation": params.get("input_degradation")}
-        if hasattr(model, "predict_proba"):
-            model.input_spec_ = spec
-        info["input_spec"] = spec
+        # what the service must compute for this model: the columns, in order, and how
+        # (bundle_model puts it in the model's contract; the metrics report it)
+        info["input_spec"] = {"columns": columns, "rich_segment_s": params.get("rich_segment_s"),
+                              "degradation": params.get("input_degradation")}
         info["n_features"] = len(columns)
     return model, info
+
+
+def bundle_model(model, train_info: dict[str, Any], params: dict[str, Any], genres: list[str],
+                 extraction: dict[str, Any], musicnn: dict[str, Any] | None = None
+                 ) -> bundle.ModelBundle:
+    """The ``{model}.model`` bundle: the fitted model with its serving contract (this run's
+    ``params:extraction``, the input spec, ``params:musicnn`` for a head on the pretrained
+    networks, the genres), which the service and classify read instead of today's conf."""
+    return bundle.trained_bundle(model, train_info, params, genres, extraction, musicnn)
 
 
 def evaluate_model(model, model_input, split: pd.DataFrame, train_info: dict[str, Any],
                    params: dict[str, Any], genres: list[str],
                    degraded: pd.DataFrame | None = None):
     """Test-split metrics, per-genre table, confusion matrix, training curves, predictions."""
+    if isinstance(model, bundle.ModelBundle):  # the saved {model}.model: what is served
+        model = model.model
     test_ids, y_test = inputs.labels(split, "test", genres)
     table = inputs.input_table(model_input, degraded, params)
     x_test = inputs.select(table, test_ids, inputs.input_columns(table, params))

@@ -10,7 +10,7 @@ from kedro.pipeline import Node, Pipeline
 
 from music_genre import roster
 
-from .nodes import evaluate_model, train_model
+from .nodes import bundle_model, evaluate_model, train_model
 
 # model namespace → the dataset it learns from: the roster's template models
 # (rf reads the rich table, 57 + 109 columns; `kedro run --env reference` makes it read the
@@ -22,14 +22,21 @@ MODELS = roster.template_models()
 AUGMENTABLE = {"rich_features", "features"}
 
 
-def template(params: str = "params:model", augmentable: bool = False) -> Pipeline:
-    """train → evaluate; ``params`` names the model's parameter block (a ``params:`` entry, or
-    a dataset such as the tuning pipelines' best parameters). ``augmentable``: training and
-    evaluation also read ``degraded`` (the copies ``augment`` / ``input_degradation`` ask for)."""
+def template(params: str = "params:model", augmentable: bool = False,
+             embedding: bool = False) -> Pipeline:
+    """train → bundle → evaluate; ``params`` names the model's parameter block (a ``params:``
+    entry, or a dataset such as the tuning pipelines' best parameters). ``augmentable``: training
+    and evaluation also read ``degraded`` (the copies ``augment`` / ``input_degradation`` ask
+    for). ``embedding``: the model reads the pretrained networks' features, and its bundle
+    carries ``params:musicnn`` (how they are computed)."""
     train_inputs = ["model_input", "split", params, "params:genres", "params:seed"]
     return Pipeline([
         Node(train_model, train_inputs + (["degraded"] if augmentable else []),
-             ["model", "train_info"], name="train_model"),
+             ["trained_model", "train_info"], name="train_model"),
+        # the model + its serving contract (catalog: one `{model}.model` bundle per model)
+        Node(bundle_model, ["trained_model", "train_info", params, "params:genres",
+                            "params:extraction"] + (["params:musicnn"] if embedding else []),
+             "model", name="bundle_model"),
         Node(evaluate_model,
              ["model", "model_input", "split", "train_info", params, "params:genres"]
              + (["degraded"] if augmentable else []),
@@ -40,13 +47,15 @@ def template(params: str = "params:model", augmentable: bool = False) -> Pipelin
 
 def model_pipeline(name: str, model_input: str) -> Pipeline:
     augmentable = model_input in AUGMENTABLE
+    embedding = roster.spec(name).family == "embedding"
     return Pipeline(
-        template(augmentable=augmentable),
+        template(augmentable=augmentable, embedding=embedding),
         namespace=name,
         inputs={"model_input": model_input, "split": "split",
                 **({"degraded": "degraded_features"} if augmentable else {})},
         parameters={"params:model": f"params:{name}", "params:genres": "params:genres",
-                    "params:seed": "params:seed"},
+                    "params:seed": "params:seed", "params:extraction": "params:extraction",
+                    **({"params:musicnn": "params:musicnn"} if embedding else {})},
     )
 
 

@@ -26,6 +26,7 @@ def tuning_pipeline(model: str, model_input: str | None = None) -> Pipeline:
     of the model, so the trials see what its training sees)."""
     model_input = model_input or roster.spec(model).input
     augmentable = model_input in AUGMENTABLE
+    embedding = roster.spec(model).family == "embedding"  # its bundle carries params:musicnn
     degraded = {"degraded": "degraded_features"} if augmentable else {}
     tune = Pipeline(
         [
@@ -48,11 +49,13 @@ def tuning_pipeline(model: str, model_input: str | None = None) -> Pipeline:
     train_best = Pipeline(
         Pipeline([Node(best_model_params, "best_params", "params",
                        name="best_model_params")])
-        + template("params", augmentable=augmentable),
+        + template("params", augmentable=augmentable, embedding=embedding),
         namespace=f"{model}_tuned", tags=["train_best"],
         inputs={"model_input": model_input, "split": "split",
                 "best_params": f"{model}.best_params", **degraded},
-        parameters={"params:genres": "params:genres", "params:seed": "params:seed"},
+        parameters={"params:genres": "params:genres", "params:seed": "params:seed",
+                    "params:extraction": "params:extraction",
+                    **({"params:musicnn": "params:musicnn"} if embedding else {})},
     )
     return tune + train_best
 

@@ -1,4 +1,5 @@
-"""Segment-level CNN training: random windows per track for training, window-averaged prediction."""
+"""Segment-level CNN training (music_genre.models.training): random windows per track for training,
+window-averaged prediction; a seed fixes a model."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from music_genre.datasets import SpectrogramSet
-from music_genre.models import training
+from music_genre.models import bundle, training
 
 TINY_CNN = {"kind": "keras_cnn", "filters": [4], "dense_units": 8, "dropout": 0.0,
             "specaugment": {"enabled": False}, "batch_size": 8, "epochs": 1, "verbose": 0,
@@ -77,6 +78,7 @@ def test_prediction_windows_and_lowpass_augmentation(spec):
         assert 4 <= len(kept) < 8 and list(kept) == list(range(len(kept)))  # top bands zeroed
 
 
+@pytest.mark.slow  # Keras training
 def test_segment_model_trains_on_windows_and_averages_them_per_track(spec):
     y = np.array([0, 1, 0, 1, 0, 1])
     params = {**TINY_CNN, "segment": {"frames": 25, "crops_per_track": 2}}
@@ -97,6 +99,7 @@ def test_segment_model_trains_on_windows_and_averages_them_per_track(spec):
     assert training.predict_proba(whole, (spec, np.array([5, 0])), 2).shape == (2, 2)
 
 
+@pytest.mark.slow  # Keras training
 def test_service_averages_a_segment_cnn_over_windows_like_the_evaluation(spec):
     """The prediction service feeds a segment CNN the windows ``predict_proba`` cuts from the
     stored spectrograms, and a long upload is the mean over its 30 s (here 6 s) windows."""
@@ -119,9 +122,24 @@ def test_service_averages_a_segment_cnn_over_windows_like_the_evaluation(spec):
     np.testing.assert_allclose(
         training.predict_segments(model, batch.x.astype(np.float32)[..., None]), expected,
         rtol=1e-5, atol=1e-6)
-    loaded = inference.LoadedModel("cnn", model)
-    pred = inference.predict_signal(signal, loaded, params, ["a", "b"])
+    # served as its bundle says: the 6 s windows of this extraction, the genres a, b
+    loaded = inference.LoadedModel("cnn", model, contract=bundle.contract(
+        "cnn", "keras-spectrogram", ["a", "b"], params.as_dict()))
+    pred = inference.predict_signal(signal, loaded)
     assert pred.n_windows == 2
     np.testing.assert_allclose(pred.window_probabilities, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(list(pred.probabilities.values()), expected.mean(axis=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_the_same_seed_gives_the_same_random_forest():
+    y = np.repeat(np.arange(3), 6)
+    x = (np.random.default_rng(0).standard_normal((18, 57)) + y[:, None] * 2.0).astype(np.float32)
+    params = {"kind": "random_forest", "pca_components": 5,
+              "random_forest": {"n_estimators": 15, "n_jobs": 1}}
+    a, _ = training.fit(params, x, y, x, y, n_classes=3, seed=11)
+    b, _ = training.fit(params, x, y, x, y, n_classes=3, seed=11)
+    c, _ = training.fit(params, x, y, x, y, n_classes=3, seed=12)
+    probe = x + np.random.default_rng(9).standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(a.predict_proba(probe), b.predict_proba(probe))
+    assert not np.array_equal(a.predict_proba(probe), c.predict_proba(probe))

@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers import TINY, latest, make_project, run
 
+pytestmark = pytest.mark.slow  # the default pipeline in Kedro sessions
+
 
 @pytest.fixture(scope="module")
 def demo_project(tmp_path_factory):
@@ -32,8 +34,9 @@ def test_default_pipeline_writes_every_artifact(demo_project):
     split = pd.read_csv(latest(data / "05_model_input" / "split.csv", "split.csv"))
     assert split.groupby("split").size().to_dict() == {"test": 10, "train": 10, "val": 10}
 
-    for model, suffix in (("rf", "rf.pkl"), ("mlp", "mlp.keras"), ("cnn", "cnn.keras")):
-        assert latest(data / "06_models" / suffix, suffix).stat().st_size > 0
+    for model in ("rf", "mlp", "cnn"):  # each a bundle: the model + its serving contract
+        folder = latest(data / "06_models" / f"{model}.bundle", f"{model}.bundle")
+        assert (folder / "contract.json").stat().st_size > 0
         metrics = json.loads(latest(data / "08_reporting" / model / "metrics.json",
                                     "metrics.json").read_text())
         assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n_test"] == 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
@@ -12,12 +13,12 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset
 
 from music_genre.pipelines.tuning import single_tuning_pipeline, tuning_pipeline
-
-from .conftest import GENRES
+from tests.tuning_data import GENRES
 
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
 
 
+@pytest.mark.slow  # Keras trials
 def test_tune_then_train_best(tmp_path, features_and_split, tuning_conf, model_params):
     features, split = features_and_split
     mlp = {**model_params["mlp"], "hidden_units": [32], "verbose": 0}
@@ -36,6 +37,7 @@ def test_tune_then_train_best(tmp_path, features_and_split, tuning_conf, model_p
         "params:mlp": MemoryDataset(mlp), "params:tuning": MemoryDataset(conf),
         "params:tuning.mlp": MemoryDataset(conf["mlp"]),
         "params:genres": MemoryDataset(GENRES), "params:seed": MemoryDataset(0),
+        "params:extraction": MemoryDataset({}),  # recorded in the tuned model's bundle
         "degraded_features": MemoryDataset(pd.DataFrame(columns=["track_id", "genre",
                                                                  "degradation"])),
     })  # fmt: skip

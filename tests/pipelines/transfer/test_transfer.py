@@ -1,79 +1,26 @@
-"""The `transfer` pipeline on the synthetic demo collection: embed (cached) → train → evaluate."""
+"""The `transfer` pipeline on the synthetic demo collection: embed (cached) → train → evaluate
+(the run itself: the ``transfer_trained`` fixture of tests/transfer_demo.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import MemoryDataset
 from kedro.runner import SequentialRunner
-from kedro_datasets.json import JSONDataset
-from kedro_datasets.pandas import CSVDataset, ParquetDataset
-from kedro_datasets.pickle import PickleDataset
-from kedro_datasets.tensorflow import TensorFlowModelDataset
 
-from music_genre.datasets import AudioFolderDataset, TrackCacheDataset
-from music_genre.demo import GENRES, write_demo_collection
-from music_genre.pipelines.data_processing.nodes import probe_tracks, split_tracks
+from music_genre.datasets import TrackCacheDataset
+from music_genre.demo import GENRES
 from music_genre.pipelines.transfer import create_pipeline
 from music_genre.pipelines.transfer.nodes import EMBEDDING_COLUMNS, embed_tracks
-from tests.helpers import FILTERED
-
-PROJECT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, msd_prefix):
-    root = tmp_path_factory.mktemp("demo")
-    write_demo_collection(root / "raw", n_per_genre=4, duration_s=9.0, seed=7)
-    manifest = probe_tracks(AudioFolderDataset(path=str(root / "raw")).load(), GENRES)
-    split = split_tracks(manifest, pd.DataFrame(), FILTERED, {"val": 0.25, "test": 0.25, "seed": 0})
-    params = yaml.safe_load((PROJECT / "conf/base/parameters_transfer.yml").read_text())
-    return root, manifest, split, params
+from tests.helpers import PROJECT_ROOT
+from tests.transfer_demo import transfer_catalog
 
 
-def _catalog(root, manifest, split, params, transfer_overrides=None, out="out",
-             musicnn_overrides=None):
-    transfer = {**params["transfer"], **(transfer_overrides or {})}
-    musicnn = {**params["musicnn"], **(musicnn_overrides or {})}
-    cache = str(root / "musicnn_cache")
-    o = root / out
-    return DataCatalog(datasets={
-        # persisted like conf/base/catalog_transfer.yml, so the tests can read them back
-        "musicnn_keys": CSVDataset(filepath=str(o / "keys.csv")),
-        "musicnn_embeddings": ParquetDataset(filepath=str(o / "emb.parquet")),
-        "musicnn_features": ParquetDataset(filepath=str(o / "features.parquet")),
-        "musicnn_tags": ParquetDataset(filepath=str(o / "tags.parquet")),
-        "musicnn_network": TensorFlowModelDataset(filepath=str(o / "musicnn.keras")),
-        "transfer.model": PickleDataset(filepath=str(o / "transfer.pkl"), backend="joblib"),
-        "transfer.metrics": JSONDataset(filepath=str(o / "metrics.json")),
-        "transfer.predictions": CSVDataset(filepath=str(o / "predictions.csv")),
-        "manifest": MemoryDataset(manifest), "split": MemoryDataset(split),
-        "musicnn_cache_previous": TrackCacheDataset(path=cache),
-        "musicnn_cache": TrackCacheDataset(path=cache),
-        "params:musicnn": MemoryDataset(musicnn),
-        "params:execution": MemoryDataset({"progress": False}),
-        "params:transfer": MemoryDataset(transfer),
-        "params:genres": MemoryDataset(GENRES), "params:seed": MemoryDataset(42),
-    })  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def trained(demo):
-    """The transfer pipeline run once on the demo collection with the conf's parameters."""
-    root, manifest, split, params = demo
-    catalog = _catalog(root, manifest, split, params)
-    SequentialRunner().run(create_pipeline(), catalog)
-    return catalog
-
-
-def test_pipeline_on_demo_data(demo, trained):
-    root, manifest, split, params = demo
+def test_pipeline_on_demo_data(transfer_demo, transfer_trained):
+    root, manifest, split, params = transfer_demo
     assert (manifest["status"] == "excluded").sum() == 1  # the demo's deliberately broken file
-    catalog = trained
+    catalog = transfer_trained
 
     emb = catalog.load("musicnn_embeddings")
     assert emb.shape == (40, 2 + 200) and list(emb.columns[2:]) == EMBEDDING_COLUMNS
@@ -101,7 +48,7 @@ def test_pipeline_on_demo_data(demo, trained):
     first = values[:, :n_per_patch]
     np.testing.assert_allclose(np.linalg.norm(first[:, :200], axis=1), 1, rtol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(first[:, 200:456], axis=1), 1, rtol=1e-5)
-    model = catalog.load("transfer.model")
+    model = catalog.load("transfer.model").model  # the head in its bundle
     # 20 training tracks x 7 patches
     assert model.n_patches == 28 and model.prior_columns == 10 and model.n_patches_seen_ == 140
 
@@ -110,10 +57,19 @@ def test_pipeline_on_demo_data(demo, trained):
 
 
 def assert_service_equals_evaluation(catalog, manifest, musicnn):
-    from music_genre.transfer.serving import TransferService
+    from music_genre import inference
 
-    service = TransferService(catalog.load("musicnn_network"), catalog.load("transfer.model"),
-                              GENRES, musicnn)  # fmt: skip
+    # served as the head's bundle says: its contract carries the recipe (networks, prior,
+    # patching) that the run's params:musicnn gave
+    bundle = catalog.load("transfer.model")
+    assert bundle.family == "embedding-head" and bundle.genres == list(GENRES)
+    assert {k: bundle.contract["input"]["musicnn"].get(k) for k in
+            ("extra_networks", "features", "pooling", "genre_prior", "genre_prior_aggregate",
+             "embedding")} == \
+        {k: musicnn.get(k) for k in ("extra_networks", "features", "pooling", "genre_prior",
+                                     "genre_prior_aggregate", "embedding")}
+    loaded = inference.loaded_model("transfer", bundle, network=catalog.load("musicnn_network"))
+    service = loaded.extras["transfer_service"]
     predictions = catalog.load("transfer.predictions")
     features = catalog.load("musicnn_features").set_index("track_id")
     for i in (0, 5):
@@ -133,13 +89,13 @@ def assert_service_equals_evaluation(catalog, manifest, musicnn):
     assert proba.shape == (len(GENRES),) and abs(proba.sum() - 1) < 1e-6
 
 
-def test_legacy_mean_embedding_model(demo, trained):
+def test_legacy_mean_embedding_model(transfer_demo, transfer_trained):
     """Today's model (mean 200-d MSD embedding, no prior) is still one conf away, and served
     identically."""
-    root, manifest, split, params = demo
+    root, manifest, split, params = transfer_demo
     legacy = {"extra_networks": [], "features": ["embedding"], "pooling": "mean",
               "genre_prior": {}}
-    catalog = _catalog(root, manifest, split, params,
+    catalog = transfer_catalog(root, manifest, split, params,
                        {"n_patches": None, "genre_prior": {"columns": 0},
                         "logistic_regression": {"C": 1.0, "max_iter": 2000}},
                        out="legacy", musicnn_overrides=legacy)  # fmt: skip
@@ -155,7 +111,7 @@ def test_legacy_mean_embedding_model(demo, trained):
 def test_head_and_features_must_agree():
     from music_genre.pipelines.transfer.nodes import check_head
 
-    params = yaml.safe_load((PROJECT / "conf/base/parameters_transfer.yml").read_text())
+    params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_transfer.yml").read_text())
     musicnn, transfer = params["musicnn"], params["transfer"]
     check_head(musicnn, transfer, GENRES)  # the conf is consistent
     with pytest.raises(ValueError, match="transfer.n_patches=28"):
@@ -171,8 +127,8 @@ def test_head_and_features_must_agree():
                    transfer, GENRES)
 
 
-def test_second_run_is_incremental_and_offline(demo, trained, tmp_path):
-    root, manifest, split, params = demo
+def test_second_run_is_incremental_and_offline(transfer_demo, transfer_trained, tmp_path):
+    root, manifest, split, params = transfer_demo
     cache = TrackCacheDataset(path=str(root / "musicnn_cache"))
     assert len(cache.load()) >= 40  # the conf's entries (other tests may add their own)
     # weights neither cached nor downloadable: a fully cached run must not need them
@@ -190,47 +146,14 @@ def test_second_run_is_incremental_and_offline(demo, trained, tmp_path):
     assert cache_key(p, params["musicnn"]) != cache_key(p, other)
 
 
-def test_mlp_head_through_the_template(demo, trained):
+def test_mlp_head_through_the_template(transfer_demo, transfer_trained):
     from music_genre.pipelines.training import model_pipeline
 
-    root, manifest, split, params = demo
-    catalog = _catalog(root, manifest, split, params,
+    root, manifest, split, params = transfer_demo
+    catalog = transfer_catalog(root, manifest, split, params,
                        {"kind": "keras_mlp", "epochs": 30, "verbose": 0}, out="mlp")  # fmt: skip
     # the mean embeddings (a Keras MLP does not take NaN-padded patch rows)
-    catalog["musicnn_features"] = MemoryDataset(trained.load("musicnn_embeddings"))
+    catalog["musicnn_features"] = MemoryDataset(transfer_trained.load("musicnn_embeddings"))
     SequentialRunner().run(model_pipeline("transfer", "musicnn_features"), catalog)
     metrics = catalog.load("transfer.metrics")
     assert metrics["kind"] == "keras_mlp" and metrics["accuracy"] >= 0.5
-
-
-def test_finetune_pipeline(demo, trained):
-    from music_genre.keras_dataset import KerasModelDataset
-    from music_genre.pipelines.transfer_finetune import create_pipeline as finetune_pipeline
-    from music_genre.transfer.embed import musicnn_input
-
-    root, manifest, split, params = demo
-    catalog = _catalog(root, manifest, split, params, out="ft")
-    catalog["musicnn_keys"] = MemoryDataset(trained.load("musicnn_keys"))
-    catalog["params:transfer_finetune"] = MemoryDataset(
-        {**params["transfer_finetune"], "epochs": 40, "batch_size": 16, "learning_rate": 1e-3})
-    o = root / "ft"
-    catalog["transfer_finetune.model"] = KerasModelDataset(filepath=str(o / "ft.keras"))
-    catalog["transfer_finetune.metrics"] = JSONDataset(filepath=str(o / "ft_metrics.json"))
-    catalog["transfer_finetune.predictions"] = CSVDataset(filepath=str(o / "ft_pred.csv"))
-    SequentialRunner().run(finetune_pipeline(), catalog)
-
-    metrics = catalog.load("transfer_finetune.metrics")
-    assert metrics["kind"] == "musicnn_finetune" and metrics["n_test"] == 10
-    assert metrics["accuracy"] >= 0.6 and metrics["epochs_run"] >= 1
-    # the saved per-patch network, fed audio, agrees with the evaluation (which used the cached
-    # float16 pooled features: hence the tolerance)
-    model = catalog.load("transfer_finetune.model")
-    row = catalog.load("transfer_finetune.predictions").iloc[0]
-    from music_genre.transfer.embed import load_16k
-
-    path = manifest.set_index("track_id").loc[row["track_id"], "path"]
-    from music_genre.transfer.embed import EmbedParams
-
-    recipe = EmbedParams.from_dict(params["musicnn"]["embedding"])  # the conf's patches
-    proba = np.asarray(model.predict_on_batch(musicnn_input(load_16k(path), recipe))).mean(axis=0)
-    np.testing.assert_allclose(proba, row[GENRES].to_numpy(float), atol=2e-3)
