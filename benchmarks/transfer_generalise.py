@@ -3,6 +3,7 @@
     python benchmarks/transfer_generalise.py                       # the full table (~15 min)
     python benchmarks/transfer_generalise.py --variants "today: msd.emb mean lr1,DEFAULT: conf/base/parameters_transfer.yml"
     python benchmarks/transfer_generalise.py --repeats 1 --excerpt-views 4 --variants "..."
+    python benchmarks/transfer_generalise.py --serve --variants "DEFAULT: conf/base/parameters_transfer.yml"
 
 Trains only on the 100-track sample (``../shared/data/gtzan_mini``) and scores every variant on
 * the 381 **other-artist excerpts** (``../shared/data/gtzan_clips_other_artists``, 2.0-3.0 s,
@@ -25,8 +26,15 @@ summarised (``mean`` of its patch features = the model before issue 19; ``patch`
 learns from every patch and a track's probability is the mean of its patches'), the head
 (``lr<C>`` logistic regression, ``lda`` shrinkage LDA, ``mlp``), ``+prior`` (the tag-name genre
 prior of the conf multiplied in) and training copies (``+pitch`` ±2 semitones, ``+loopcrop``
-2-3 s crops looped as the excerpts are). ``DEFAULT`` is the shipped model, built by the
-pipeline's own functions from ``conf/base/parameters_transfer.yml``. The last line is JSON.
+2-3 s crops looped as the excerpts are). Second session: ``embn`` (every patch embedding scaled
+to unit length: the conf's ``embedding_l2``), ``hop62``/``hop124`` (training and CV test tracks
+cut into overlapping patches 62/124 frames apart: 28/14 per 30 s; excerpts stay one patch),
+``+priormax`` (a genre's prior score is the max of its tags, not the mean: the conf's
+``genre_prior_aggregate``), ``+priorwide`` (rock/pop prior from more tags, :data:`PRIOR_WIDE`),
+``+priorcv`` (per-genre prior exponents chosen on grouped out-of-fold probabilities),
+``+mixA``/``+gain``/``+eq``/``+lp`` (mel-domain copies of the training tracks,
+:data:`MEL_AUGMENTATIONS`). ``DEFAULT`` is the shipped model, built by the pipeline's own
+functions from ``conf/base/parameters_transfer.yml``. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -92,6 +100,36 @@ def loop_crops(spec: np.ndarray, rng: np.random.Generator, lo_s: float = 2.0, hi
     return np.concatenate(out)
 
 
+#: mel-domain augmentations of training tracks (one random draw per track, seeded): ``gain``
+#: -12..+6 dB; ``eq`` a random tilt (±6 dB over 100 Hz-8 kHz) and three ±6 dB one-octave bumps;
+#: ``lp`` a low-pass, cutoff log-uniform 2.5-7 kHz, -24 dB/octave above; ``mixA``/``mixB`` all
+#: three (two independent draws). Applied to the mel power (log10(10000·mel + 1) undone).
+MEL_AUGMENTATIONS = {"gain": 1, "eq": 2, "lp": 3, "mixA": 4, "mixB": 5}
+
+
+def mel_augment(spec: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    import librosa
+
+    n_mels = spec.shape[1]
+    f = librosa.mel_frequencies(n_mels + 2, fmax=8000.0)[1:-1]
+    octave = np.log2(np.maximum(f, 50.0) / 1000.0)
+    db = np.zeros(n_mels)
+    mix = kind.startswith("mix")
+    if kind == "gain" or mix:
+        db += rng.uniform(-12.0, 6.0)
+    if kind == "eq" or mix:
+        db += rng.uniform(-6.0, 6.0) * np.clip(octave / 3.0, -1.0, 1.0)
+        for _ in range(3):
+            centre = rng.uniform(np.log2(0.1), np.log2(6.0))
+            db += rng.uniform(-6.0, 6.0) * np.exp(-0.5 * ((octave - centre) / 0.5) ** 2)
+    if kind == "lp" or mix:
+        cutoff = np.exp(rng.uniform(np.log(2500.0), np.log(7000.0)))
+        db -= 24.0 * np.clip(np.log2(np.maximum(f, 1.0) / cutoff), 0.0, None)
+    power = (10.0 ** spec.astype(np.float64) - 1.0) / 1e4
+    power *= 10.0 ** (db / 10.0)
+    return np.log10(1e4 * power + 1.0).astype(np.float32)
+
+
 def augmented_mels(files: list[Path], aug: str) -> list[np.ndarray]:
     """Log-mels of the training tracks after ``aug`` (``pitch±n``: librosa pitch shift by n
     semitones, tempo kept), cached like :func:`log_mels`."""
@@ -102,6 +140,9 @@ def augmented_mels(files: list[Path], aug: str) -> list[np.ndarray]:
     if aug == "loopcrop":
         rng = np.random.default_rng(0)
         return [loop_crops(m, rng) for m in log_mels(files, "mini")]
+    if aug in MEL_AUGMENTATIONS:
+        rng = np.random.default_rng(MEL_AUGMENTATIONS[aug])
+        return [mel_augment(m, aug, rng) for m in log_mels(files, "mini")]
     path = CACHE / f"mel_mini_{aug}.npz"
     if path.is_file():
         data = np.load(path)
@@ -132,8 +173,10 @@ def rolled_views(spec: np.ndarray, views: int, patch: int = 187) -> np.ndarray:
                            for k in range(views)])  # fmt: skip
 
 
-def patch_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, list[np.ndarray]]:
-    """Per file: (n_patches, 50) tags and (n_patches, d) embeddings of one network, cached."""
+def patch_outputs(net_name: str, mels: list[np.ndarray], tag: str,
+                  hop: int = 187) -> dict[str, list[np.ndarray]]:
+    """Per file: (n_patches, 50) tags and (n_patches, d) embeddings of one network, cached
+    (``hop``: frames between patch starts; 187 = the disjoint 3 s patches of the conf)."""
     from music_genre.transfer.embed import EmbedParams, patches, run_patches
     from music_genre.transfer.musicnn import load_musicnn
 
@@ -143,7 +186,7 @@ def patch_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, 
         n = len(mels)
         return {"tags": [data[f"t{i}"] for i in range(n)], "emb": [data[f"e{i}"] for i in range(n)]}
     net = load_musicnn(net_name)
-    params = EmbedParams()
+    params = EmbedParams(patch_hop=hop)
     x = [patches(m, params) for m in mels]
     counts = [len(p) for p in x]
     tags, emb = run_patches(net, np.concatenate(x), 64)
@@ -205,10 +248,18 @@ class Data:
     feats: dict[str, list[np.ndarray]]  # "msd.emb" -> per track (n_patches, d)
     feats_ex: dict[str, list[np.ndarray]]
     feats_aug: dict[str, dict[str, list[np.ndarray]]]  # augmentation -> like feats
+    feats_hop: dict[int, dict[str, list[np.ndarray]]] | None = None  # patch hop -> like feats
+
+    def train_feats(self, hop: int) -> dict[str, list[np.ndarray]]:
+        return self.feats if hop == 187 else self.feats_hop[hop]
+
+
+#: overlapping patches are computed once at this hop (~1 s) and subsampled (124 = every 2nd)
+FINE_HOP = 62
 
 
 def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = False,
-              aug_nets=None, views: int = 1) -> Data:
+              aug_nets=None, views: int = 1, hops=()) -> Data:
     files, ex_files = audio_files(mini), audio_files(excerpts)
     if not files or not ex_files:
         sys.exit(f"no audio under {mini} or {excerpts}")
@@ -239,10 +290,20 @@ def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = Fa
             for kind in ("tags", "emb"):
                 feats_aug[aug][f"{short}.{kind}"] = a[kind]
         print(f"# augmentation {aug} ready", file=sys.stderr, flush=True)
+    feats_hop = {}
+    for hop in sorted(set(hops) - {187}):
+        if hop % FINE_HOP:
+            sys.exit(f"patch hop {hop}: use a multiple of {FINE_HOP} or 187")
+        feats_hop[hop] = {}
+        for short, name in nets.items():
+            a = patch_outputs(name, mels, f"mini_hop{FINE_HOP}", hop=FINE_HOP)
+            for kind in ("tags", "emb"):
+                feats_hop[hop][f"{short}.{kind}"] = [b[:: hop // FINE_HOP] for b in a[kind]]
+        print(f"# patch hop {hop} ready", file=sys.stderr, flush=True)
     genres = sorted({f.parent.name for f in files})
     return Data(genres, np.array([f.parent.name for f in files]),
                 np.array([f.stem for f in files]), np.array([f.parent.name for f in ex_files]),
-                feats, feats_ex, feats_aug)  # fmt: skip
+                feats, feats_ex, feats_aug, feats_hop)  # fmt: skip
 
 
 
@@ -257,19 +318,44 @@ PRIOR_TAGS = {g: [t.replace("MSD_musicnn:", "msd:").replace("MTT_musicnn:", "mtt
               for g, tags in conf_params()["musicnn"]["genre_prior"].items()}  # fmt: skip
 
 
-def name_prior(msd_tags: np.ndarray, mtt_tags: np.ndarray, genres: list[str]) -> np.ndarray:
-    """(n, genres) prior: per genre the mean probability of its tags; genres without a tag
-    (reggae) get the mean of the others; rows normalised."""
+#: a wider name-based prior (chosen by name before measuring): rock also from its sub-genre tags
+#: (alternative/indie/progressive rock, punk), pop also from indie pop
+PRIOR_WIDE = {**PRIOR_TAGS,
+              "rock": [*PRIOR_TAGS["rock"], "msd:alternative rock", "msd:indie rock",
+                       "msd:Progressive rock", "msd:punk"],
+              "pop": [*PRIOR_TAGS["pop"], "msd:indie pop"]}  # fmt: skip
+PRIORS = {"": PRIOR_TAGS, "wide": PRIOR_WIDE}
+
+
+def name_prior(msd_tags: np.ndarray, mtt_tags: np.ndarray, genres: list[str],
+               tags: dict | None = None, agg: str = "mean", raw: bool = False) -> np.ndarray:
+    """(n, genres) prior: per genre the mean (``agg``: or max) probability of its tags; genres
+    without a tag (reggae) get the mean of the others; rows normalised."""
     from music_genre.transfer.musicnn import MSD_TAGS, MTT_TAGS
 
     cols = []
     for g in genres:
         idx = [(msd_tags if t.startswith("msd:") else mtt_tags)[:, (MSD_TAGS if t.startswith("msd:")
-               else MTT_TAGS).index(t.split(":", 1)[1])] for t in PRIOR_TAGS.get(g, [])]  # fmt: skip
-        cols.append(np.mean(idx, axis=0) if idx else None)
+               else MTT_TAGS).index(t.split(":", 1)[1])]
+               for t in (tags or PRIOR_TAGS).get(g, [])]  # fmt: skip
+        cols.append((np.max if agg == "max" else np.mean)(idx, axis=0) if idx else None)
     known = np.mean([c for c in cols if c is not None], axis=0)
-    p = np.stack([known if c is None else c for c in cols], axis=1) + 1e-3
+    p = np.stack([known if c is None else c for c in cols], axis=1)
+    if raw:
+        return p
+    p = p + 1e-3
     return p / p.sum(axis=1, keepdims=True)
+
+
+def track_prior(feats: dict[str, list[np.ndarray]], genres: list[str], tags: dict | None = None,
+                agg: str = "mean") -> np.ndarray:
+    """(tracks, genres) prior as the pipeline computes it: per 3 s patch the unnormalised
+    scores (``embed.prior_scores``), their mean over a track's patches, + 1e-3, normalised."""
+    out = []
+    for msd, mtt in zip(feats["msd.tags"], feats["mtt.tags"], strict=True):
+        raw = name_prior(msd, mtt, genres, tags, agg, raw=True).mean(axis=0) + 1e-3
+        out.append(raw / raw.sum())
+    return np.stack(out)
 
 
 # --- variants -------------------------------------------------------------------------------
@@ -279,7 +365,11 @@ def feature(d_feats: dict[str, list[np.ndarray]], spec: str) -> list[np.ndarray]
     out = None
     for part in spec.split("+"):
         net, kind = part.split(".")
+        norm = kind.endswith("n") and kind[:-1] in ("emb", "pool")
+        kind = kind[:-1] if norm else kind
         blocks = d_feats[f"{net}.{'tags' if kind == 'logit' else kind}"]
+        if norm:  # every patch vector scaled to unit length (loudness/timbre scale removed)
+            blocks = [b / (np.linalg.norm(b, axis=1, keepdims=True) + 1e-9) for b in blocks]
         if kind == "logit":
             blocks = [np.log(np.clip(b, 1e-4, 1 - 1e-4) / (1 - np.clip(b, 1e-4, 1 - 1e-4)))
                       for b in blocks]  # fmt: skip
@@ -317,6 +407,10 @@ class Variant:
     head: str = "lr1"
     prior: float = 0.0  # exponent of the name-based prior multiplied in (0: none)
     augment: tuple[str, ...] = ()  # + these copies of the training tracks (AUGMENTATIONS)
+    hop: int = 187  # frames between the training (and CV test) tracks' patch starts
+    prior_cv: bool = False  # per-genre prior weights chosen by grouped CV (out-of-fold)
+    prior_tags: str = ""  # PRIORS key ("wide")
+    prior_agg: str = "mean"  # mean | max of a genre's tag probabilities
 
 
 VARIANTS = {v.name: v for v in [
@@ -388,6 +482,43 @@ VARIANTS = {v.name: v for v in [
     Variant("msd.emb patch lr0.1 +loopcrop", "msd.emb", "patch", "lr0.1", augment=("loopcrop",)),
     *[Variant(f"msd+msdvgg.emb patch lr{c} +prior", "msd.emb+msdvgg.emb", "patch", f"lr{c}", 1.0)
       for c in ("0.01", "0.03", "0.3", "1")],  # C grid (0.1 above)
+    # --- second session (issue 19, part 1 continued) ---
+    *[Variant(f"msd+msdvgg.emb patch lr{c} +prior hop{h}", "msd.emb+msdvgg.emb", "patch",
+              f"lr{c}", 1.0, hop=h) for c in ("0.01", "0.03", "0.1") for h in (62, 124)],
+    Variant("msd+msdvgg.emb patch lr0.01 +priorcv", "msd.emb+msdvgg.emb", "patch", "lr0.01",
+            1.0, prior_cv=True),
+    Variant("msd+msdvgg.emb patch lr0.1 +priorcv", "msd.emb+msdvgg.emb", "patch", "lr0.1",
+            1.0, prior_cv=True),
+    Variant("msd+msdvgg.embn patch lr0.01 +prior", "msd.embn+msdvgg.embn", "patch", "lr0.01",
+            1.0),
+    Variant("msd+msdvgg.embn patch lr0.1 +prior", "msd.embn+msdvgg.embn", "patch", "lr0.1", 1.0),
+    *[Variant(f"msd+msdvgg.emb patch lr0.01 +prior +{a}", "msd.emb+msdvgg.emb", "patch",
+              "lr0.01", 1.0, augment=tuple(a.split("+")))
+      for a in ("mixA", "mixA+mixB", "gain", "eq", "lp")],
+    *[Variant(f"msd+msdvgg.emb{n} patch lr0.01 +prior{t}{a}", f"msd.emb{n}+msdvgg.emb{n}",
+              "patch", "lr0.01", 1.0, prior_tags=t, prior_agg=a or "mean")
+      for n in ("", "n") for t, a in (("wide", ""), ("", "max"), ("wide", "max"))],
+    *[Variant(f"msd+msdvgg.emb{n} patch lr{c} +priormax{w}", f"msd.emb{n}+msdvgg.emb{n}",
+              "patch", f"lr{c}", float(w or 1), prior_agg="max")
+      for n in ("", "n") for c, w in (("0.01", "0.5"), ("0.01", "1.5"), ("0.01", "2"),
+                                      ("0.03", ""), ("0.1", ""), ("0.003", ""))],
+    *[Variant(f"msd+msdvgg.emb{n} patch lr{c} +priormax hop62", f"msd.emb{n}+msdvgg.emb{n}",
+              "patch", f"lr{c}", 1.0, hop=62, prior_agg="max")
+      for n in ("", "n") for c in ("0.003", "0.01", "0.03")],
+    *[Variant(f"msd+msdvgg.embn patch lr{c} +priormax hop62", "msd.embn+msdvgg.embn", "patch",
+              f"lr{c}", 1.0, hop=62, prior_agg="max") for c in ("0.1", "0.3", "1")],
+    *[Variant(f"msd+msdvgg.embn patch lr{c} +prior hop62", "msd.embn+msdvgg.embn", "patch",
+              f"lr{c}", 1.0, hop=62) for c in ("0.003", "0.01")],
+    Variant("msd+msdvgg.embn patch lr0.001 +priormax hop62", "msd.embn+msdvgg.embn", "patch",
+            "lr0.001", 1.0, hop=62, prior_agg="max"),
+    Variant("msd+msdvgg.embn patch lr0.003 +priormax hop62 +mixA", "msd.embn+msdvgg.embn",
+            "patch", "lr0.003", 1.0, ("mixA",), hop=62, prior_agg="max"),
+    Variant("msd|msdvgg.embn patch lr0.003 +priormax hop62", "msd.embn|msdvgg.embn", "patch",
+            "lr0.003", 1.0, hop=62, prior_agg="max"),
+    Variant("msd|msdvgg.emb patch lr0.01 +priormax", "msd.emb|msdvgg.emb", "patch", "lr0.01",
+            1.0, prior_agg="max"),
+    Variant("msd|msdvgg.emb patch lr0.01 +prior hop62", "msd.emb|msdvgg.emb", "patch", "lr0.01",
+            1.0, hop=62),
     Variant(CONF, "msd.emb+msdvgg.emb+mtt.tags", "patch", "conf"),
     Variant("name prior only", "msd.tags", "patch", "none", 1.0),
 ]}  # fmt: skip
@@ -415,9 +546,12 @@ def evaluate_conf(d: Data, folds: pd.DataFrame, name: str) -> dict:
     built by the pipeline's functions (``builders.build_logistic_regression``)."""
     from music_genre.evaluation import wilson_interval
     from music_genre.models.builders import build_logistic_regression
+    from music_genre.transfer.embed import EmbedParams
 
     params = conf_params()
-    X, X_ex = conf_rows(d.feats, params["musicnn"]), conf_rows(d.feats_ex, params["musicnn"])
+    hop = EmbedParams.from_dict(params["musicnn"].get("embedding")).patch_hop
+    X = conf_rows(d.train_feats(hop), params["musicnn"])
+    X_ex = conf_rows(d.feats_ex, params["musicnn"])
     g = np.array(d.genres)
     y = np.array([d.genres.index(t) for t in d.y])
 
@@ -440,6 +574,33 @@ def evaluate_conf(d: Data, folds: pd.DataFrame, name: str) -> dict:
         row[scheme] = (hits / n, *wilson_interval(hits / n * len(X), len(X)))
     row["seconds"] = time.perf_counter() - t0
     return row
+
+
+def serve_default(d: Data, excerpts: Path) -> dict:
+    """The shipped model through the service's own path: the conf's head, trained on all 100
+    tracks with the pipeline's functions, inside :class:`music_genre.transfer.serving.
+    TransferService` with the conf's networks, fed every excerpt's audio file (not the cache)."""
+    from music_genre.evaluation import wilson_interval
+    from music_genre.models.builders import build_logistic_regression
+    from music_genre.transfer.embed import EmbedParams, FeatureSpec
+    from music_genre.transfer.musicnn import combined_network, load_musicnn
+    from music_genre.transfer.serving import TransferService
+
+    params = conf_params()
+    musicnn = params["musicnn"]
+    hop = EmbedParams.from_dict(musicnn.get("embedding")).patch_hop
+    y = np.array([d.genres.index(t) for t in d.y])
+    head = build_logistic_regression(params["transfer"], 42).fit(
+        conf_rows(d.train_feats(hop), musicnn), y)
+    nets = FeatureSpec.from_dict(musicnn).networks
+    service = TransferService(combined_network([load_musicnn(n) for n in nets]), head,
+                              d.genres, musicnn)  # fmt: skip
+    g = np.array(d.genres)
+    pred = np.array([g[int(np.argmax(service.predict_proba(str(f))))]
+                     for f in audio_files(excerpts)])  # fmt: skip
+    k = int((pred == d.y_ex).sum())
+    return {"excerpts": (k / len(pred), *wilson_interval(k, len(pred))),
+            "excerpt_recall": {x: float(np.mean(pred[d.y_ex == x] == x)) for x in g}}
 
 
 def fit_predict(v: Variant, X: list[np.ndarray], y: np.ndarray, train: np.ndarray,
@@ -481,6 +642,39 @@ def fit_predict(v: Variant, X: list[np.ndarray], y: np.ndarray, train: np.ndarra
     return proba
 
 
+#: per-genre prior weights searched by ``prior_cv`` (coordinate ascent from all 1)
+PRIOR_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def with_prior(proba: np.ndarray, prior: np.ndarray, w) -> np.ndarray:
+    out = proba * prior ** np.asarray(w, dtype=np.float64)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def choose_prior_weights(proba: np.ndarray, prior: np.ndarray, y: np.ndarray,
+                         sweeps: int = 3) -> np.ndarray:
+    """Per-genre exponents of the prior that maximise the mean log-probability of the true
+    genre of out-of-fold head probabilities ``proba`` (``y``: genre indices)."""
+    w = np.ones(proba.shape[1])
+
+    def score(w):
+        return float(np.mean(np.log(with_prior(proba, prior, w)[np.arange(len(y)), y] + 1e-12)))
+
+    best = score(w)
+    for _ in range(sweeps):
+        changed = False
+        for g in range(len(w)):
+            for value in PRIOR_GRID:
+                trial = w.copy()
+                trial[g] = value
+                s = score(trial)
+                if s > best + 1e-9:
+                    best, w, changed = s, trial, True
+        if not changed:
+            break
+    return w
+
+
 def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
     from music_genre.evaluation import wilson_interval
 
@@ -490,35 +684,60 @@ def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
             return feature(feats, parts[0])
         return tuple(feature(feats, p) for p in parts)
 
-    X, X_ex = build(d.feats), build(d.feats_ex)
+    train_feats = d.train_feats(v.hop)
+    X, X_ex = build(train_feats), build(d.feats_ex)
     X_aug = [build(d.feats_aug[a]) for a in v.augment]
     if isinstance(X, tuple) and X_aug:  # per head: its blocks of every augmentation
         X_aug = tuple([a[k] for a in X_aug] for k in range(len(X)))
-    prior = name_prior(np.stack([t.mean(0) for t in d.feats["msd.tags"]]),
-                       np.stack([t.mean(0) for t in d.feats["mtt.tags"]]), d.genres)
-    prior_ex = name_prior(np.stack([t.mean(0) for t in d.feats_ex["msd.tags"]]),
-                          np.stack([t.mean(0) for t in d.feats_ex["mtt.tags"]]), d.genres)
+    prior = track_prior(train_feats, d.genres, PRIORS[v.prior_tags], v.prior_agg)
+    prior_ex = track_prior(d.feats_ex, d.genres, PRIORS[v.prior_tags], v.prior_agg)
+    base = replace(v, prior=0.0) if v.prior_cv else v
     g = np.array(d.genres)
+    y_idx = np.array([d.genres.index(t) for t in d.y])
     n_tracks = len(d.ids)
     row = {"variant": v.name}
     t0 = time.perf_counter()
-    proba = fit_predict(v, X, d.y, np.arange(n_tracks), X_ex, d.genres, prior_ex, X_aug=X_aug)
-    pred = g[proba.argmax(axis=1)]
+    proba_ex = fit_predict(base, X, d.y, np.arange(n_tracks), X_ex, d.genres, prior_ex,
+                           X_aug=X_aug)
+    index = {t: i for i, t in enumerate(d.ids)}
+    oof = {}  # (scheme, repeat) -> [(test indices, probabilities)]
+    for (scheme, repeat, _), rep in folds.groupby(["scheme", "repeat", "fold"]):
+        test = np.array([index[t] for t in rep["track_id"]])
+        train = np.setdiff1d(np.arange(n_tracks), test)
+        X_test = (tuple([x[i] for i in test] for x in X) if isinstance(X, tuple)
+                  else [X[i] for i in test])  # fmt: skip
+        p = fit_predict(base, X, d.y, train, X_test, d.genres, prior[test], X_aug=X_aug)
+        oof.setdefault((scheme, repeat), []).append((test, p))
+    if v.prior_cv:  # weights from grouped out-of-fold probabilities of all 100 tracks
+        full = []
+        for (scheme, _), parts in oof.items():
+            if scheme == "grouped":
+                P = np.zeros((n_tracks, len(g)))
+                for test, p in parts:
+                    P[test] = p
+                full.append(P)
+        P = np.concatenate(full)
+        w = choose_prior_weights(P, np.tile(prior, (len(full), 1)), np.tile(y_idx, len(full)))
+        row["prior_weights"] = dict(zip(d.genres, w.tolist(), strict=True))
+        proba_ex = with_prior(proba_ex, prior_ex, w)
+        for key, parts in oof.items():  # per fold: weights chosen on the repeat's other tracks
+            P = np.zeros((n_tracks, len(g)))
+            for test, p in parts:
+                P[test] = p
+            new = []
+            for test, p in parts:
+                rest = np.setdiff1d(np.arange(n_tracks), test)
+                w_k = choose_prior_weights(P[rest], prior[rest], y_idx[rest])
+                new.append((test, with_prior(p, prior[test], w_k)))
+            oof[key] = new
+    pred = g[proba_ex.argmax(axis=1)]
     k = int((pred == d.y_ex).sum())
     row["excerpts"] = (k / len(pred), *wilson_interval(k, len(pred)))
     row["excerpt_recall"] = {genre: float(np.mean(pred[d.y_ex == genre] == genre)) for genre in g}
-    index = {t: i for i, t in enumerate(d.ids)}
-    n_tracks = len(d.ids)
-    for scheme, part in folds.groupby("scheme"):
-        hits, n = 0, 0
-        for (_, _), rep in part.groupby(["repeat", "fold"]):
-            test = np.array([index[t] for t in rep["track_id"]])
-            train = np.setdiff1d(np.arange(n_tracks), test)
-            X_test = (tuple([x[i] for i in test] for x in X) if isinstance(X, tuple)
-                      else [X[i] for i in test])  # fmt: skip
-            p = fit_predict(v, X, d.y, train, X_test, d.genres, prior[test], X_aug=X_aug)
-            hits += int((g[p.argmax(axis=1)] == d.y[test]).sum())
-            n += len(test)
+    for scheme in ("grouped", "stratified"):
+        hits = sum(int((p.argmax(axis=1) == y_idx[test]).sum())
+                   for (s_, _), parts in oof.items() if s_ == scheme for test, p in parts)
+        n = sum(len(test) for (s_, _), parts in oof.items() if s_ == scheme for test, _ in parts)
         acc = hits / n
         row[scheme] = (acc, *wilson_interval(acc * n_tracks, n_tracks))
     row["seconds"] = time.perf_counter() - t0
@@ -539,6 +758,8 @@ def main() -> None:
     ap.add_argument("--excerpt-views", type=int, default=1,
                     help="a clip shorter than 3 s as this many looped views (seam moved)")
     ap.add_argument("--repeats", type=int, default=5, help="CV repeats (5 as evaluate_cv)")
+    ap.add_argument("--serve", action="store_true", help="also score the shipped model on the "
+                    "excerpts through TransferService from the audio files (~2 min)")
     ap.add_argument("--winner", default="", help="variant whose per-genre recall is printed "
                     "(default: the shipped model, else the best by grouped CV)")
     args = ap.parse_args()
@@ -548,8 +769,13 @@ def main() -> None:
     needed = {"msd", "mtt"} | used
     augment = sorted({a for n in names for a in VARIANTS[n].augment})
     deep = any(k in VARIANTS[n].features for n in names for k in (".pool", ".p4", ".p3"))
+    hops = {VARIANTS[n].hop for n in names}
+    if CONF in names or args.serve:
+        from music_genre.transfer.embed import EmbedParams
+
+        hops.add(EmbedParams.from_dict(conf_params()["musicnn"].get("embedding")).patch_hop)
     d = load_data(args.mini, args.excerpts, {k: v for k, v in NETS.items() if k in needed},
-                  augment, deep, used, args.excerpt_views)
+                  augment, deep, used, args.excerpt_views, hops)
     cv = {"n_splits": 5, "n_repeats": args.repeats, "seed": 42,
           "schemes": ["stratified", "grouped"], "grouped": {"block_size": 5}}  # fmt: skip
     folds = make_folds(pd.DataFrame({"track_id": d.ids, "genre": d.y}), cv)
@@ -566,7 +792,12 @@ def main() -> None:
                   max(rows, key=lambda r: r["grouped"][0]))  # fmt: skip
     print(f"per-genre recall on the excerpts, {winner['variant']}: " + ", ".join(
         f"{g} {100 * r:.0f} %" for g, r in winner["excerpt_recall"].items()))
-    print(json.dumps({"rows": rows, "winner": winner["variant"]}))
+    served = None
+    if args.serve:
+        served = serve_default(d, args.excerpts)
+        print(f"DEFAULT through TransferService from audio: 381 excerpts {fmt(served['excerpts'])}; "
+              + ", ".join(f"{g} {100 * r:.0f} %" for g, r in served["excerpt_recall"].items()))
+    print(json.dumps({"rows": rows, "winner": winner["variant"], "served": served}))
 
 
 if __name__ == "__main__":

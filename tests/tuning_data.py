@@ -101,6 +101,7 @@ def run_tuning(pipeline, model: str, model_input, split: pd.DataFrame, model_par
         f"params:{model}": MemoryDataset(model_params), "params:tuning": MemoryDataset(conf),
         f"params:tuning.{model}": MemoryDataset(conf[model]),
         "params:genres": MemoryDataset(GENRES), "params:seed": MemoryDataset(0),
+        "params:extraction": MemoryDataset({}),  # recorded in the tuned model's bundle
         "degraded_features": MemoryDataset(pd.DataFrame(columns=["track_id", "genre",
                                                                  "degradation"])),
         f"{model}.study": MemoryDataset(copy_mode="assign"),

@@ -35,7 +35,7 @@ def test_spec_from_conf_and_its_errors():
 
 
 def test_prior_scores_from_tag_names():
-    """The conf's prior: per genre the mean of its tags' probabilities, appended per patch."""
+    """The conf's prior: per genre the max (or mean) of its tags' probabilities, per patch."""
     import yaml
 
     from music_genre.transfer.embed import prior_scores
@@ -45,7 +45,8 @@ def test_prior_scores_from_tag_names():
     musicnn = yaml.safe_load((PROJECT / "conf/base/parameters_transfer.yml").read_text())["musicnn"]
     spec = FeatureSpec.from_dict(musicnn)
     assert spec.networks == ("MSD_musicnn", "MSD_vgg", "MTT_musicnn")
-    assert spec.features == (("embedding",), ("embedding",), ())
+    assert spec.features == (("embedding_l2",), ("embedding_l2",), ())
+    assert spec.prior_aggregate == "max"
     genres = spec.prior_genres
     msd = np.full((2, 50), 0.01, np.float32)
     mtt = np.full((2, 50), 0.01, np.float32)
@@ -56,8 +57,15 @@ def test_prior_scores_from_tag_names():
     scores = prior_scores(outputs, spec)
     assert scores.shape == (2, 10)
     assert genres[int(scores[0].argmax())] == "rock"
-    assert scores[0, genres.index("rock")] == pytest.approx((0.9 + 0.01 * 3) / 4)
-    assert scores[1, genres.index("classical")] == pytest.approx((0.8 + 7 * 0.01) / 8)
+    assert genres[int(scores[1].argmax())] == "classical"
+    assert scores[0, genres.index("rock")] == pytest.approx(0.9)  # max of rock's four tags
+    assert scores[1, genres.index("classical")] == pytest.approx(0.8)
+    mean = prior_scores(outputs, FeatureSpec.from_dict({**musicnn,
+                                                        "genre_prior_aggregate": "mean"}))
+    assert mean[0, genres.index("rock")] == pytest.approx((0.9 + 0.01 * 3) / 4)
+    assert mean[1, genres.index("classical")] == pytest.approx((0.8 + 7 * 0.01) / 8)
+    with pytest.raises(ValueError, match="genre_prior_aggregate"):
+        FeatureSpec.from_dict({**musicnn, "genre_prior_aggregate": "median"})
     others = [i for i, g in enumerate(genres) if g != "reggae"]
     np.testing.assert_allclose(scores[:, genres.index("reggae")], scores[:, others].mean(axis=1),
                                rtol=1e-6)  # no reggae tag: the mean of the others
@@ -90,6 +98,14 @@ def test_patch_vectors_and_rows():
     assert np.isnan(row[750:]).all()
     mean = feature_row(v, FeatureSpec(spec.networks, spec.features, "mean"), 1)
     np.testing.assert_allclose(mean, v.mean(axis=0), rtol=1e-6)
+    # embedding_l2: each patch's embedding scaled to unit length (direction kept)
+    unit = patch_vectors({"MSD_musicnn": (tags, 3 * emb)},
+                         FeatureSpec(("MSD_musicnn",), (("embedding_l2",),), "patch"))
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(unit * np.linalg.norm(emb, axis=1, keepdims=True), emb,
+                               rtol=1e-5, atol=1e-6)
+    assert spec.columns({"MSD_musicnn": 200}, 1) != FeatureSpec(
+        ("MSD_musicnn",), (("embedding_l2",),)).columns({"MSD_musicnn": 200}, 1)
 
 
 def test_patch_head_averages_patch_probabilities():

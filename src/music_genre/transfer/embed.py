@@ -148,8 +148,9 @@ def embed_file(
     return out
 
 
-FEATURE_KINDS = ("embedding", "tags", "tags_logit")
+FEATURE_KINDS = ("embedding", "embedding_l2", "tags", "tags_logit")
 POOLINGS = ("mean", "patch")
+PRIOR_AGGREGATES = ("mean", "max")
 
 
 @dataclass(frozen=True)
@@ -161,13 +162,15 @@ class FeatureSpec:
     (``(network, tag)``) whose mean probability is the genre's prior score, appended as the last
     ``len(prior)`` columns of every patch vector (a genre without tags gets the mean of the
     others' scores); :class:`music_genre.transfer.head.PatchAveragingClassifier` multiplies it
-    into the head's probabilities.
+    into the head's probabilities. ``prior_aggregate``: a genre's score is the ``mean`` or the
+    ``max`` of its tags' probabilities.
     """
 
     networks: tuple[str, ...] = ("MSD_musicnn",)  # the first is ``musicnn.weights``
     features: tuple[tuple[str, ...], ...] = (("embedding",),)  # per network
     pooling: str = "mean"  # mean: one vector per track | patch: every patch
     prior: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    prior_aggregate: str = "mean"
 
     @classmethod
     def from_dict(cls, musicnn: Mapping[str, Any] | None) -> FeatureSpec:
@@ -211,7 +214,11 @@ class FeatureSpec:
             prior.append((str(genre), tuple(pairs)))
         if prior and not any(pairs for _, pairs in prior):
             raise ValueError("params:musicnn.genre_prior names no tag at all")
-        return cls(nets, features, pooling, tuple(prior))
+        aggregate = str(musicnn.get("genre_prior_aggregate", "mean"))
+        if aggregate not in PRIOR_AGGREGATES:
+            raise ValueError(f"params:musicnn.genre_prior_aggregate={aggregate!r}: use one of "
+                             f"{list(PRIOR_AGGREGATES)}")
+        return cls(nets, features, pooling, tuple(prior), aggregate)
 
     @property
     def prior_genres(self) -> list[str]:
@@ -222,7 +229,7 @@ class FeatureSpec:
         names = []
         for net, kinds in zip(self.networks, self.features, strict=True):
             for kind in kinds:
-                width = dims[net] if kind == "embedding" else 50
+                width = dims[net] if kind.startswith("embedding") else 50
                 names += [f"{net}.{kind}_{i:03d}" for i in range(width)]
         names += [f"prior.{g}" for g in self.prior_genres]
         if self.pooling == "mean":
@@ -232,7 +239,8 @@ class FeatureSpec:
 
 def prior_scores(outputs: Mapping[str, tuple[np.ndarray, np.ndarray]],
                  spec: FeatureSpec) -> np.ndarray:
-    """(n_patches, genres) unnormalised prior: per genre the mean probability of its tags."""
+    """(n_patches, genres) unnormalised prior: per genre the mean (``spec.prior_aggregate``:
+    or the max) probability of its tags."""
     from music_genre.transfer.musicnn import TAGS
 
     cols: list[np.ndarray | None] = []
@@ -240,8 +248,9 @@ def prior_scores(outputs: Mapping[str, tuple[np.ndarray, np.ndarray]],
         if not pairs:
             cols.append(None)
             continue
-        cols.append(np.mean([np.asarray(outputs[net][0], np.float64)[:, TAGS[net].index(tag)]
-                             for net, tag in pairs], axis=0))  # fmt: skip
+        aggregate = np.max if spec.prior_aggregate == "max" else np.mean
+        cols.append(aggregate([np.asarray(outputs[net][0], np.float64)[:, TAGS[net].index(tag)]
+                               for net, tag in pairs], axis=0))  # fmt: skip
     known = np.mean([c for c in cols if c is not None], axis=0)
     return np.stack([known if c is None else c for c in cols], axis=1).astype(np.float32)
 
@@ -251,8 +260,10 @@ def patch_vectors(outputs: Mapping[str, tuple[np.ndarray, np.ndarray]],
     """(n_patches, D) float32: per patch, the features of each network side by side, then the
     prior scores (:func:`prior_scores`) if ``spec.prior``.
 
-    ``outputs[net] = (tags (n, 50), embedding (n, d))``. ``tags_logit`` is log(p / (1 - p)) with
-    p clipped to [1e-4, 1 - 1e-4] (the sigmoid's input, unsaturated).
+    ``outputs[net] = (tags (n, 50), embedding (n, d))``. ``embedding_l2`` is the embedding of
+    every patch scaled to unit length (its direction only: the head then sees no per-recording
+    scale). ``tags_logit`` is log(p / (1 - p)) with p clipped to [1e-4, 1 - 1e-4] (the sigmoid's
+    input, unsaturated).
     """
     blocks = []
     for net, kinds in zip(spec.networks, spec.features, strict=True):
@@ -260,6 +271,10 @@ def patch_vectors(outputs: Mapping[str, tuple[np.ndarray, np.ndarray]],
         for kind in kinds:
             if kind == "embedding":
                 blocks.append(np.asarray(emb, np.float32))
+            elif kind == "embedding_l2":
+                e = np.asarray(emb, np.float64)
+                e = e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-9)
+                blocks.append(e.astype(np.float32))
             elif kind == "tags":
                 blocks.append(np.asarray(tags, np.float32))
             else:

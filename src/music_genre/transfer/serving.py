@@ -27,8 +27,8 @@ from music_genre.transfer.embed import (
 )
 
 #: the ``params:musicnn`` keys that decide a head's input (the rest: where weights are cached)
-CONTRACT_KEYS = ("weights", "extra_networks", "features", "pooling", "genre_prior", "embedding",
-                 "serving")
+CONTRACT_KEYS = ("weights", "extra_networks", "features", "pooling", "genre_prior",
+                 "genre_prior_aggregate", "embedding", "serving")
 
 
 def embedding_contract(musicnn: Mapping[str, Any]) -> dict[str, Any]:

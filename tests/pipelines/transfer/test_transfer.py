@@ -35,17 +35,22 @@ def test_pipeline_on_demo_data(transfer_demo, transfer_trained):
     predictions = catalog.load("transfer.predictions")
     assert len(predictions) == 10 and set(predictions["genre"]) <= set(GENRES)
 
-    # the conf's model: every 3 s patch of MSD_musicnn + MSD_vgg, a tag-name genre prior
+    # the conf's model: every 3 s patch (1 s apart) of MSD_musicnn + MSD_vgg, each embedding
+    # scaled to unit length, a tag-name genre prior
     features = catalog.load("musicnn_features")
     n_per_patch = 200 + 256 + 10
-    assert features.shape == (40, 2 + 10 * n_per_patch)
-    assert features.columns[2] == "p00.MSD_musicnn.embedding_000"
+    assert features.shape == (40, 2 + 28 * n_per_patch)
+    assert features.columns[2] == "p00.MSD_musicnn.embedding_l2_000"
     assert features.columns[2 + n_per_patch - 1] == "p00.prior.rock"
     values = features.iloc[:, 2:].to_numpy()
-    assert np.isfinite(values[:, : 3 * n_per_patch]).all()  # 9 s demo tracks: 3 patches
-    assert np.isnan(values[:, 3 * n_per_patch :]).all()
+    assert np.isfinite(values[:, : 7 * n_per_patch]).all()  # 9 s demo tracks: 7 patches
+    assert np.isnan(values[:, 7 * n_per_patch :]).all()
+    first = values[:, :n_per_patch]
+    np.testing.assert_allclose(np.linalg.norm(first[:, :200], axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(first[:, 200:456], axis=1), 1, rtol=1e-5)
     model = catalog.load("transfer.model").model  # the head in its bundle
-    assert model.n_patches == 10 and model.prior_columns == 10 and model.n_patches_seen_ == 60
+    # 20 training tracks x 7 patches
+    assert model.n_patches == 28 and model.prior_columns == 10 and model.n_patches_seen_ == 140
 
     # serving: the saved artifacts + the shared preprocessing reproduce the evaluation exactly
     assert_service_equals_evaluation(catalog, manifest, params["musicnn"])
@@ -59,8 +64,10 @@ def assert_service_equals_evaluation(catalog, manifest, musicnn):
     bundle = catalog.load("transfer.model")
     assert bundle.family == "embedding-head" and bundle.genres == list(GENRES)
     assert {k: bundle.contract["input"]["musicnn"].get(k) for k in
-            ("extra_networks", "features", "pooling", "genre_prior")} == \
-        {k: musicnn.get(k) for k in ("extra_networks", "features", "pooling", "genre_prior")}
+            ("extra_networks", "features", "pooling", "genre_prior", "genre_prior_aggregate",
+             "embedding")} == \
+        {k: musicnn.get(k) for k in ("extra_networks", "features", "pooling", "genre_prior",
+                                     "genre_prior_aggregate", "embedding")}
     loaded = inference.loaded_model("transfer", bundle, network=catalog.load("musicnn_network"))
     service = loaded.extras["transfer_service"]
     predictions = catalog.load("transfer.predictions")
@@ -107,7 +114,7 @@ def test_head_and_features_must_agree():
     params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_transfer.yml").read_text())
     musicnn, transfer = params["musicnn"], params["transfer"]
     check_head(musicnn, transfer, GENRES)  # the conf is consistent
-    with pytest.raises(ValueError, match="transfer.n_patches=10"):
+    with pytest.raises(ValueError, match="transfer.n_patches=28"):
         check_head(musicnn, {**transfer, "n_patches": 3}, GENRES)
     with pytest.raises(ValueError, match="kind=logistic_regression"):
         check_head(musicnn, {**transfer, "kind": "keras_mlp"}, GENRES)

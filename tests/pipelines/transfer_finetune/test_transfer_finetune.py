@@ -42,5 +42,8 @@ def test_finetune_pipeline(transfer_demo, transfer_trained):
     from music_genre.transfer.embed import load_16k
 
     path = manifest.set_index("track_id").loc[row["track_id"], "path"]
-    proba = np.asarray(model.predict_on_batch(musicnn_input(load_16k(path)))).mean(axis=0)
+    from music_genre.transfer.embed import EmbedParams
+
+    recipe = EmbedParams.from_dict(params["musicnn"]["embedding"])  # the conf's patches
+    proba = np.asarray(model.predict_on_batch(musicnn_input(load_16k(path), recipe))).mean(axis=0)
     np.testing.assert_allclose(proba, row[GENRES].to_numpy(float), atol=2e-3)

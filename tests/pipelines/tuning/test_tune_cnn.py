@@ -35,7 +35,7 @@ def test_tune_then_train_the_best_cnn(tmp_path, features_and_split, tuning_conf,
     assert metrics["model"] == "cnn_tuned" and metrics["epochs_run"] == 2
     assert metrics["n_test"] == (split["split"] == "test").sum()
     # the trained network has the best trial's conv blocks
-    model = catalog.load("cnn_tuned.model")
+    model = catalog.load("cnn_tuned.model").model  # the network in its bundle
     import keras
 
     convs = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]

@@ -34,7 +34,7 @@ def test_tune_then_train_the_best_forest(tmp_path, features_and_split, tuning_co
     assert n_best in (10, 20, 30) and best["params"]["random_forest"]["n_jobs"] == 1
 
     # train_best: that block trained on the training split and tested like any model
-    model = catalog.load("rf_tuned.model")
+    model = catalog.load("rf_tuned.model").model  # the forest in its bundle
     assert model.named_steps["forest"].n_estimators == n_best
     metrics = catalog.load("rf_tuned.metrics")
     assert metrics["model"] == "rf_tuned" and metrics["n_test"] == (split["split"] == "test").sum()
