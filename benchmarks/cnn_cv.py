@@ -189,7 +189,7 @@ def main() -> None:
                 model.set_weights(snap["weights"])
                 proba = training.predict_proba(model, training.select(spec, test), len(genres))
                 correct = int((proba.argmax(1) == y["test"]).sum())
-                rows.append({"precision": precision, "rule": "%d@%d" % rule, "fold": k,
+                rows.append({"precision": precision, "rule": "{}@{}".format(*rule), "fold": k,
                              "n_test": len(test), "correct": correct,
                              **{key: snap[key] for key in ("epochs_run", "best_epoch", "wall_s",
                                                            "cpu_s")}})
@@ -206,11 +206,11 @@ def main() -> None:
         args.out.write_text(json.dumps(rows, indent=1))
 
     summary = {}
-    ref_rule = "%d@%d" % rules[0]
+    ref_rule = "{}@{}".format(*rules[0])
     ref = [r for r in rows if r["precision"] == precisions[0] and r["rule"] == ref_rule]
     ref_cpu, ref_wall = sum(r["cpu_s"] for r in ref), sum(r["wall_s"] for r in ref)
     for precision in precisions:
-        for rule in ("%d@%d" % r for r in rules):
+        for rule in ("{}@{}".format(*r) for r in rules):
             part = [r for r in rows if r["precision"] == precision and r["rule"] == rule]
             if not part:
                 continue
