@@ -21,7 +21,10 @@ def test_reference_environment_is_the_reference_recipe():
     # how the service computes rf's columns and where Keras runs: no effect on the recipe
     neutral = {"rich_segment_s", "accelerator"}
     for model in ("rf", "mlp", "cnn"):
-        assert {k: v for k, v in merged[model].items() if k not in neutral} == recipe[model], model
+        assert {k: v for k, v in merged[model].items() if k not in neutral} == \
+            {k: v for k, v in recipe[model].items() if k not in neutral}, model
+    # ... but the precision is the reference's: float32 (base's CNN uses bfloat16 where it can)
+    assert merged["cnn"]["accelerator"]["mixed_precision"] == "float32"
     assert recipe["rf"]["pca_components"] == 30 and recipe["cnn"]["filters"] == [32, 64, 128, 256]
     assert recipe["cnn"]["segment"]["frames"] is None  # whole 30 s spectrograms
     assert merged["cnn"]["segment"]["frames"] is None and merged["rf"]["augment"] == []
