@@ -74,28 +74,19 @@ def model_figures(data: Path) -> dict:
 
 
 def one_run(raw_root: Path, project: Path | None, cold_numba: bool) -> dict:
-    saved_root, saved_path = incremental.PROJECT_ROOT, os.environ.get("PYTHONPATH")
-    if project is not None:  # the baseline: its conf/ and its package first on the path
-        incremental.PROJECT_ROOT = project
-        os.environ["PYTHONPATH"] = str(project / "src")
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench_default_run_") as tmp:
-            tmp = Path(tmp)
-            conf = incremental.private_conf(tmp)
-            # both checkouts read the same MusiCNN weights (fetched once into the project's .cache)
-            extra = {"MUSIC_GENRE_CACHE": os.environ.get("MUSIC_GENRE_CACHE",
-                                                         str(saved_root / ".cache"))}
-            if cold_numba:
-                extra["NUMBA_CACHE_DIR"] = str(tmp / "numba")
-            run = incremental.kedro_run(conf, raw_root, tmp / "run.log", pipeline=None,
-                                        extra_env=extra)
-            run["models"] = model_figures(tmp / "data")
-    finally:
-        incremental.PROJECT_ROOT = saved_root
-        if saved_path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved_path
+    # the baseline: its conf/ and its package first on the path
+    with incremental.checkout(project) as own_root, \
+            tempfile.TemporaryDirectory(prefix="bench_default_run_") as tmp:
+        tmp = Path(tmp)
+        conf = incremental.private_conf(tmp)
+        # both checkouts read the same MusiCNN weights (fetched once into the project's .cache)
+        extra = {"MUSIC_GENRE_CACHE": os.environ.get("MUSIC_GENRE_CACHE",
+                                                     str(own_root / ".cache"))}
+        if cold_numba:
+            extra["NUMBA_CACHE_DIR"] = str(tmp / "numba")
+        run = incremental.kedro_run(conf, raw_root, tmp / "run.log", pipeline=None,
+                                    extra_env=extra)
+        run["models"] = model_figures(tmp / "data")
     stages: dict[str, float] = {}
     for node, seconds in run["nodes_s"].items():
         stages[stage_of(node)] = stages.get(stage_of(node), 0.0) + seconds

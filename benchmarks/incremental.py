@@ -18,6 +18,7 @@ its processes) and the 1-minute load average before it started.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -94,6 +95,25 @@ def kedro_run(conf: Path, raw_root: Path, log: Path, pipeline: str | None = "dat
         nodes[name] = nodes.get(name, 0.0) + nxt - t
     return {"wall_s": wall, "nodes_s": nodes, "nodes_total_s": sum(nodes.values()),
             "cpu_s": cpu, "peak_rss_mb": proc["peak_rss_mb"], "load_avg_before": load}
+
+
+@contextlib.contextmanager
+def checkout(project: Path | None):
+    """Run ``kedro_run`` against another checkout (its conf/ and its package first on the path)
+    inside the block; ``None``: this project. Restores both afterwards."""
+    global PROJECT_ROOT
+    saved_root, saved_path = PROJECT_ROOT, os.environ.get("PYTHONPATH")
+    if project is not None:
+        PROJECT_ROOT = project
+        os.environ["PYTHONPATH"] = str(project / "src")
+    try:
+        yield saved_root
+    finally:
+        PROJECT_ROOT = saved_root
+        if saved_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved_path
 
 
 def private_conf(tmp: Path) -> Path:

@@ -18,7 +18,6 @@ ratio of first runs is measured on the same machine load.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -29,19 +28,10 @@ from _common import emit  # noqa: E402
 
 
 def run_size(n: int, reruns: int, audio_root: Path, project: Path | None) -> dict:
-    saved_root, saved_path = incremental.PROJECT_ROOT, os.environ.get("PYTHONPATH")
-    if project is not None:  # the baseline: its conf/ and its package first on the path
-        incremental.PROJECT_ROOT = project
-        os.environ["PYTHONPATH"] = str(project / "src")
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
-            runs = incremental.measure(audio_root, reruns, Path(tmp))
-    finally:
-        incremental.PROJECT_ROOT = saved_root
-        if saved_path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved_path
+    # the baseline: its conf/ and its package first on the path
+    with incremental.checkout(project), \
+            tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
+        runs = incremental.measure(audio_root, reruns, Path(tmp))
     first, again = runs[0], runs[1:]
     return {
         "tracks": n,
