@@ -107,6 +107,19 @@ def api_data(api_project) -> Path:
     return api_project / "data" / "apitest"
 
 
+@pytest.fixture(scope="module")
+def test_tracks(api_data):
+    """The test split's tracks with their audio paths (one .au and two .wav among them)."""
+    import pandas as pd
+
+    from tests.helpers import latest
+
+    split = pd.read_csv(latest(api_data / "05_model_input" / "split.csv", "split.csv"))
+    manifest = pd.read_csv(latest(api_data / "03_primary" / "manifest.csv", "manifest.csv"))
+    tracks = split[split["split"] == "test"].merge(manifest[["track_id", "path"]], on="track_id")
+    return tracks.sort_values("track_id").reset_index(drop=True)
+
+
 @pytest.fixture(scope="session")
 def client(api_project):
     """TestClient on the module-level ``app`` (what ``uvicorn music_genre.api.app:app`` serves),

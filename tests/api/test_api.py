@@ -37,15 +37,6 @@ def post(client, data: bytes, model: str | None = None, name: str = "clip.wav", 
 
 
 @pytest.fixture(scope="module")
-def test_tracks(api_data) -> pd.DataFrame:
-    """The test split's tracks with their audio paths (one .au and two .wav among them)."""
-    split = pd.read_csv(latest(api_data / "05_model_input" / "split.csv", "split.csv"))
-    manifest = pd.read_csv(latest(api_data / "03_primary" / "manifest.csv", "manifest.csv"))
-    tracks = split[split["split"] == "test"].merge(manifest[["track_id", "path"]], on="track_id")
-    return tracks.sort_values("track_id").reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
 def signals(test_tracks) -> list[np.ndarray]:
     return [sf.read(p, dtype="float32")[0] for p in test_tracks["path"][:3]]
 

@@ -25,14 +25,6 @@ from tests.helpers import latest
 SERVED = ["cnn", "ensemble", "mlp", "rf", "rf_robust"]
 
 
-@pytest.fixture(scope="module")
-def test_tracks(api_data) -> pd.DataFrame:
-    split = pd.read_csv(latest(api_data / "05_model_input" / "split.csv", "split.csv"))
-    manifest = pd.read_csv(latest(api_data / "03_primary" / "manifest.csv", "manifest.csv"))
-    tracks = split[split["split"] == "test"].merge(manifest[["track_id", "path"]], on="track_id")
-    return tracks.sort_values("track_id").reset_index(drop=True)
-
-
 def _env_with(api_project, name: str, extraction: dict) -> str:
     """A copy of the ``apitest`` env (same data folder, so the same trained models) whose
     ``params:extraction`` is changed by ``extraction``."""
