@@ -19,7 +19,7 @@ from music_genre import audio, inference
 from music_genre.api.app import Gate, create_app
 from music_genre.api.service import ApiSettings, load_service, warn_if_open
 from tests.api.conftest import MAX_ANALYSED_S, WINDOW_S
-from tests.api.test_api import GENRES, SR, encode, post, signals, test_tracks  # noqa: F401
+from tests.api.test_api import GENRES, SR, encode, post, signals  # noqa: F401
 from tests.helpers import PROJECT_ROOT
 
 
