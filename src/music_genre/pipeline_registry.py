@@ -14,23 +14,6 @@ from music_genre import roster
 NOT_IN_DEFAULT = {"download", "tuning", "evaluate_cv", "transfer_finetune", "classify"}
 
 
-def _pipeline_folders(models: set[str]) -> dict[str, Pipeline]:
-    """``find_pipelines`` over the folders only. Kedro 1.7 imports just the folders a
-    ``kedro run --pipeline x`` names and fails on a name without a folder: a roster model is
-    taken out of that request while the folders are searched."""
-    from kedro.framework.project import pipelines as project_pipelines
-
-    requested = getattr(project_pipelines, "_requested_pipelines", None)
-    if requested is None or "__default__" in requested:
-        return find_pipelines(raise_errors=True)
-    project_pipelines._requested_pipelines = [n for n in requested if n not in models]
-    try:
-        found = find_pipelines(raise_errors=True)
-    finally:
-        project_pipelines._requested_pipelines = requested
-    return found
-
-
 def _requested() -> list[str] | None:
     """The pipeline names of this ``kedro run`` (None: every pipeline, e.g. the default run,
     kedro viz or the API)."""
@@ -40,11 +23,28 @@ def _requested() -> list[str] | None:
     return None if requested is None or "__default__" in requested else list(requested)
 
 
+def _pipeline_folders(models: set[str], requested: list[str] | None) -> dict[str, Pipeline]:
+    """``find_pipelines`` over the folders only. Kedro 1.7 imports just the folders a
+    ``kedro run --pipeline x`` names and fails on a name without a folder: a roster model is
+    taken out of that request while the folders are searched."""
+    if requested is None:
+        return find_pipelines(raise_errors=True)
+    from kedro.framework.project import pipelines as project_pipelines
+
+    saved = project_pipelines._requested_pipelines
+    project_pipelines._requested_pipelines = [n for n in requested if n not in models]
+    try:
+        found = find_pipelines(raise_errors=True)
+    finally:
+        project_pipelines._requested_pipelines = saved
+    return found
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     models = roster.template_models()
     studies = {f"tune_{m}": m for m in roster.tunable_models()}
-    pipelines = _pipeline_folders(set(models) | set(studies))
     requested = _requested()
+    pipelines = _pipeline_folders(set(models) | set(studies), requested)
     if requested is not None and not set(requested) & (set(models) | set(studies)):
         # e.g. `kedro run --pipeline data_processing`: no model pipeline is asked for, so the
         # training modules (matplotlib, sklearn.metrics: ~1.3 CPU-s) are not imported

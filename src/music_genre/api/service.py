@@ -247,10 +247,6 @@ class Service:
 SYNTHETIC_WARNING = "trained on synthetic demo audio: not for real music"
 
 
-def _train_command(name: str, env: str) -> str:
-    return bundles.retrain_command(name, env)
-
-
 def _warm_up(service: Service) -> None:
     """One prediction per model on a synthetic clip, so the first request does not pay for
     numba's and Keras' one-off compilation."""
@@ -326,7 +322,7 @@ def load_service(settings: ApiSettings | None = None) -> Service:
         catalog = context.catalog
         # members first: the ensemble is served over them
         for name in sorted(settings.models, key=lambda n: roster.spec(n).family == "ensemble"):
-            status = ModelStatus(name, train_command=_train_command(name, env))
+            status = ModelStatus(name, train_command=bundles.retrain_command(name, env))
             try:
                 # the ensemble is served over the members loaded before it
                 status.loaded = classify_io.load_model(catalog, params, name,
@@ -342,7 +338,6 @@ def load_service(settings: ApiSettings | None = None) -> Service:
                         "; ".join(status.conf_differences), status.train_command)
             except bundles.IncompatibleBundle as exc:
                 status.reason = str(exc)
-                status.train_command = bundles.retrain_command(name, env)
                 logger.warning("Not serving %s", status.reason)
             except LookupError as exc:
                 status.reason = f"model '{name}' has not been trained yet: {exc}"
