@@ -324,7 +324,8 @@ def summarise_cv(fold_metrics: pd.DataFrame, oof: pd.DataFrame, genres: list[str
     ax.set_ylim(0, 1)
     ax.set_ylabel("out-of-fold accuracy (95 % Wilson)")
     ax.axhline(1 / len(genres), color="grey", ls=":", label=f"chance (1/{len(genres)})")
-    ax.legend()
+    # beside the axes: inside, it covered the last models' bars
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title("Track-level cross-validation")
     fig.tight_layout()
     return summary, markdown, fig
