@@ -192,10 +192,6 @@ def read_contract(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(path) / CONTRACT_FILE).read_text())
 
 
-__all__ = ["BUNDLE_FORMAT", "IncompatibleBundle", "ModelBundle", "check", "conf_differences",
-           "contract", "load", "retrain_command", "save", "trained_bundle"]
-
-
 def trained_bundle(model: Any, train_info: Mapping[str, Any], params: Mapping[str, Any],
                    genres: Sequence[str], extraction: Mapping[str, Any],
                    musicnn: Mapping[str, Any] | None = None) -> ModelBundle:
@@ -219,3 +215,7 @@ def trained_bundle(model: Any, train_info: Mapping[str, Any], params: Mapping[st
     family = families.family_for(input_kind, str(params["kind"]))
     return ModelBundle(model, contract(name, family.name, genres, extraction, spec,
                                        kind=str(params["kind"])))
+
+
+__all__ = ["BUNDLE_FORMAT", "IncompatibleBundle", "ModelBundle", "check", "conf_differences",
+           "contract", "load", "retrain_command", "save", "trained_bundle"]
