@@ -92,6 +92,15 @@ def test_wilson_interval_matches_the_textbook_value():
     assert lo == pytest.approx(0.7672, abs=1e-3) and hi == pytest.approx(0.9069, abs=1e-3)
 
 
+@pytest.mark.parametrize("n", [3, 7, 20, 100, 381, 1000])
+def test_wilson_interval_holds_the_proportion_at_0_and_1(n):
+    """No negative error bar: at 0/n and n/n rounding must not leave p outside its interval
+    (the comparison chart's `yerr` refused one in a demo run)."""
+    for k in (0, n):
+        lo, hi = evaluation.wilson_interval(k, n)
+        assert 0 <= lo <= k / n <= hi <= 1
+
+
 def test_summary_agrees_with_numpy():
     acc = np.array([0.6, 0.7, 0.8, 0.9])
     fm = pd.DataFrame({"model": "m", "scheme": "stratified", "repeat": [0, 0, 1, 1],

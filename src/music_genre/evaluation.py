@@ -203,7 +203,9 @@ def wilson_interval(k: float, n: int, z: float = 1.959964) -> tuple[float, float
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(centre - half), float(centre + half)
+    # within [0, 1] and holding p: at p = 0 or 1 rounding put a bound a hair off (-3e-17,
+    # 1 - 1e-16: a negative error bar, which matplotlib refuses)
+    return float(max(0.0, min(centre - half, p))), float(min(1.0, max(centre + half, p)))
 
 
 def summarise_folds(fold_metrics: pd.DataFrame, oof: pd.DataFrame) -> pd.DataFrame:
