@@ -63,9 +63,27 @@ def legacy_model(catalog, name: str) -> Path | None:
     return None
 
 
+def _version_of_bundle(catalog, name: str, bundle_id: str) -> str | None:
+    """The saved version of ``<name>.model`` whose contract has ``bundle_id`` (None: gone)."""
+    try:
+        folder = Path(catalog.get(f"{name}.model")._filepath)
+    except Exception:
+        return None
+    if not folder.is_dir():
+        return None
+    for version in sorted((p.name for p in folder.iterdir() if p.is_dir()), reverse=True):
+        try:
+            if bundles.read_contract(folder / version / folder.name).get("bundle_id") \
+                    == bundle_id:
+                return version
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def load_model(catalog, params: Mapping[str, Any], name: str,
                members: Mapping[str, inference.LoadedModel] | None = None,
-               env: str | None = None) -> inference.LoadedModel:
+               env: str | None = None, version: str | None = None) -> inference.LoadedModel:
     """The latest version of ``<name>.model`` (pinned, so the reported version is the one loaded)
     with the metrics of the same run, as its bundle's contract says to serve it (not ``params``:
     only the ensemble's members come from the catalog by name); for ``ensemble`` its bundle over
@@ -73,8 +91,9 @@ def load_model(catalog, params: Mapping[str, Any], name: str,
     loaded here). :class:`LookupError` when it (or a member) was never trained;
     :class:`music_genre.models.bundle.IncompatibleBundle` when its bundle cannot be served as
     trained (the message names the difference and the retrain command, with ``env``). The
-    prediction service and the classify pipeline both load through this function."""
-    version = trained_version(catalog, name)
+    prediction service and the classify pipeline both load through this function. ``version``:
+    that saved version instead of the latest (an ensemble's pinned member)."""
+    version = version or trained_version(catalog, name)
     if version is None:
         legacy = legacy_model(catalog, name)
         if legacy is not None:
@@ -85,10 +104,17 @@ def load_model(catalog, params: Mapping[str, Any], name: str,
     model = catalog.load(f"{name}.model", version=None if version == "unversioned" else version)
     metrics, metrics_version = _metrics(catalog, name, version)
     if isinstance(model, Mapping) and "members" in model:  # the ensemble's bundle (JSON)
-        if members is None:
-            members = {m: load_model(catalog, params, m, env=env)
-                       for m, w in model["members"].items() if float(w) > 0}
-        return inference.ensemble_model(model, dict(members), metrics, version)
+        members = dict(members or {})
+        for m, w in model["members"].items():
+            pinned = (model.get("member_bundles") or {}).get(m)
+            if float(w) <= 0 or (m in members and pinned in (
+                    None, members[m].contract.get("bundle_id"))):
+                continue
+            # not loaded, or retrained since the ensemble was built: its pinned training
+            at = _version_of_bundle(catalog, m, pinned) if pinned else None
+            if at is not None or m not in members:
+                members[m] = load_model(catalog, params, m, env=env, version=at)
+        return inference.ensemble_model(model, members, metrics, version)
     needs_network = (isinstance(model, bundles.ModelBundle)
                      and model.contract.get("family") == families.EMBEDDING_HEAD.name)
     network = catalog.load("musicnn_network") if needs_network else None

@@ -333,12 +333,21 @@ def ensemble_model(bundle: dict[str, Any], members: dict[str, LoadedModel],
                    metrics: dict[str, Any] | None = None,
                    version: str | None = None) -> LoadedModel:
     """The served ensemble: its bundle (members, weights) over the loaded member models; refused
-    with the missing names when a member is not loaded."""
+    with the missing names when a member is not loaded, and when a member is not the training
+    the bundle pinned (``member_bundles``: each member's ``bundle_id``)."""
     weights = {m: float(w) for m, w in bundle["members"].items() if float(w) > 0}
     missing = sorted(set(weights) - set(members))
     if missing:
         raise LookupError(f"the ensemble needs {missing}, which are not loaded (api.models)")
     chosen = {m: members[m] for m in weights}
+    pinned = dict(bundle.get("member_bundles") or {})  # ensembles before pinning: none
+    other = sorted(m for m, member in chosen.items()
+                   if m in pinned and member.contract.get("bundle_id") != pinned[m])
+    if other:
+        raise bundles.IncompatibleBundle(
+            f"the ensemble was built over other trainings of {other} than those given (they were "
+            f"retrained since, and the trainings it averaged are no longer on disk); rebuild it: "
+            f"`kedro run --pipelines ensemble,model_selection`")
     genres = {tuple(m.genres) for m in chosen.values()}
     if len(genres) != 1:
         raise bundles.IncompatibleBundle(

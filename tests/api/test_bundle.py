@@ -137,3 +137,42 @@ def test_a_model_saved_before_bundles_is_refused_with_the_retrain_command(api_pr
     assert "saved before models carried their serving contract" in service.models["rf"].reason
     assert f"kedro run --pipeline rf --env {env}" in service.models["rf"].reason
     assert "has not been trained yet" in service.models["mlp"].reason
+
+
+def test_the_ensemble_serves_the_member_trainings_it_was_built_over(api_project, api_data,
+                                                                     test_tracks):
+    """rf retrained after the ensemble was built: the service serves the new rf as ``rf`` and
+    the ensemble over the rf training it averaged (its pinned ``bundle_id``); with that training
+    deleted the ensemble is refused with the command that rebuilds it, the members still
+    served."""
+    env = _env_with(api_project, "apitest_pinned", {})
+    (api_project / "conf" / env / "globals.yml").write_text("data: data/pinned\nseed: 42\n")
+    data = api_project / "data" / "pinned"
+    for name in ("rf.bundle", "mlp.bundle", "cnn.bundle", "ensemble.json"):
+        shutil.copytree(api_data / "06_models" / name, data / "06_models" / name)
+    shutil.copytree(api_data / "08_reporting", data / "08_reporting")  # the models' metrics
+    settings = ApiSettings(project_path=str(api_project), env=env, warmup=False,
+                           models=["rf", "mlp", "cnn", "ensemble"])
+    before = load_service(settings)
+    old_rf = before.available["rf"]
+    pinned = json.loads(next((data / "06_models" / "ensemble.json").rglob("ensemble.json"))
+                        .read_text())["member_bundles"]
+    assert pinned["rf"] == old_rf.contract["bundle_id"]  # the ensemble named its members
+
+    _newer_version(data / "06_models", "rf", lambda c: c.update(bundle_id="a-retrained-rf"))
+    after = load_service(settings)
+    assert after.available["rf"].version == "9999-12-31T23.59.59.999Z"  # rf: the newest
+    members = after.available["ensemble"].extras["members"]
+    assert members["rf"].version == old_rf.version  # the ensemble: the training it averaged
+    assert members["rf"].contract["bundle_id"] == pinned["rf"]
+    track = test_tracks.iloc[0]
+    payload = open(track.path, "rb").read()
+    assert (inference.predict_bytes(payload, after.available["ensemble"], track.path).probabilities
+            == inference.predict_bytes(payload, before.available["ensemble"],
+                                       track.path).probabilities)
+
+    shutil.rmtree(data / "06_models" / "rf.bundle" / old_rf.version)
+    gone = load_service(settings)
+    assert sorted(gone.available) == ["cnn", "mlp", "rf"]
+    assert "built over other trainings of ['rf']" in gone.models["ensemble"].reason
+    assert "kedro run --pipelines ensemble,model_selection" in gone.models["ensemble"].reason

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,9 @@ def contract(name: str, family: str, genres: Sequence[str], extraction: Mapping[
         "extraction": audio.ExtractionParams.from_dict(extraction).as_dict(),
         "input": dict(input_spec or {}),
         "package_version": __version__,
+        # this training's identity: an ensemble records its members' ids and is served over
+        # exactly those members, even after one of them is retrained
+        "bundle_id": uuid.uuid4().hex,
         **extra,
     }
 

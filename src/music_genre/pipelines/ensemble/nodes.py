@@ -86,7 +86,10 @@ def evaluate_ensemble(params: dict[str, Any], genres: list[str], oof: pd.DataFra
                            f" ({len(y)} test tracks)")
     confidence = confidence_figure(proba, y, f"ensemble ({' + '.join(members)}): the members' "
                                     "probabilities averaged (no training of its own)")
+    # the trainings whose test predictions were averaged: the service serves exactly these
+    pinned = {m: by_name[m][0]["bundle_id"] for m in members if by_name[m][0].get("bundle_id")}
     bundle = {"kind": "ensemble", "members": {m: weights[m] for m in members},
+              "member_bundles": pinned,
               "weights_from": weights_from, "genres": list(genres),
               "member_split_accuracy": metrics["member_accuracy"]}
     return bundle, metrics, per_genre, avg, cm, confidence

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from music_genre import audio, inference, roster, selection
+from music_genre.models import bundle as bundles
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,10 @@ def evaluate_other_artists(files: pd.DataFrame, params: dict[str, Any], genres: 
         model, metrics = models_and_metrics[2 * i], models_and_metrics[2 * i + 1]
         loaded[name] = inference.loaded_model(name, model, metrics, network)
     if "ensemble" in names and ensemble_bundle:
-        loaded["ensemble"] = inference.ensemble_model(ensemble_bundle, loaded)
+        try:
+            loaded["ensemble"] = inference.ensemble_model(ensemble_bundle, loaded)
+        except bundles.IncompatibleBundle as exc:  # built over members retrained since
+            logger.warning("other artists: the ensemble is not scored: %s", exc)
     inference.pin_blas_threads()
     rows = []
     from tqdm.auto import tqdm

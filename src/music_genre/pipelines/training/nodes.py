@@ -50,13 +50,16 @@ def evaluate_model(model, model_input, split: pd.DataFrame, train_info: dict[str
                    params: dict[str, Any], genres: list[str],
                    degraded: pd.DataFrame | None = None):
     """Test-split metrics, per-genre table, confusion matrix, training curves, predictions."""
+    bundle_id = None
     if isinstance(model, bundle.ModelBundle):  # the saved {model}.model: what is served
-        model = model.model
+        model, bundle_id = model.model, model.contract.get("bundle_id")
     test_ids, y_test = inputs.labels(split, "test", genres)
     table = inputs.input_table(model_input, degraded, params)
     x_test = inputs.select(table, test_ids, inputs.input_columns(table, params))
     start = time.perf_counter()
     proba = training.predict_proba(model, x_test, len(genres))
     infer_s = time.perf_counter() - start
-    return reports.test_reports(params.get("name", params["kind"]), params["kind"], proba,
-                                y_test, test_ids, infer_s, train_info, genres)
+    metrics, *rest = reports.test_reports(params.get("name", params["kind"]), params["kind"],
+                                          proba, y_test, test_ids, infer_s, train_info, genres)
+    metrics["bundle_id"] = bundle_id  # which training these figures describe (the ensemble's pin)
+    return (metrics, *rest)
