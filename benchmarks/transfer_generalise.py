@@ -203,8 +203,10 @@ def patch_outputs(net_name: str, mels: list[np.ndarray], tag: str,
 DEEP = {"MSD_musicnn": {"pool": "pool_flat"}, "MSD_vgg": {"p4": "vgg4_pool", "p3": "vgg3_pool"}}
 
 
-def deep_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, list[np.ndarray]]:
-    """Per file and deeper layer of :data:`DEEP`: (n_patches, d) features, cached."""
+def deep_outputs(net_name: str, mels: list[np.ndarray], tag: str,
+                 hop: int = 187) -> dict[str, list[np.ndarray]]:
+    """Per file and deeper layer of :data:`DEEP`: (n_patches, d) features, cached (``hop``:
+    frames between patch starts, as :func:`patch_outputs`)."""
     import keras
 
     from music_genre.transfer.embed import EmbedParams, patches
@@ -217,7 +219,7 @@ def deep_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, l
         return {k: [data[f"{k}{i}"] for i in range(len(mels))] for k in layers_}
     net = load_musicnn(net_name)
     model = keras.Model(net.inputs, [net.get_layer(n).output for n in layers_.values()])
-    params = EmbedParams()
+    params = EmbedParams(patch_hop=hop)
     x = [patches(m, params) for m in mels]
     counts = [len(p) for p in x]
     X = np.concatenate(x)
@@ -258,7 +260,7 @@ class Data:
 FINE_HOP = 62
 
 
-def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = False,
+def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep=frozenset(),
               aug_nets=None, views: int = 1, hops=()) -> Data:
     files, ex_files = audio_files(mini), audio_files(excerpts)
     if not files or not ex_files:
@@ -274,7 +276,7 @@ def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = Fa
         a, b = patch_outputs(name, mels, "mini"), patch_outputs(name, mels_ex, ex_tag)
         for kind in ("tags", "emb"):
             feats[f"{short}.{kind}"], feats_ex[f"{short}.{kind}"] = a[kind], b[kind]
-        if deep and name in DEEP:
+        if short in deep and name in DEEP:
             a, b = deep_outputs(name, mels, "mini"), deep_outputs(name, mels_ex, ex_tag)
             for kind in a:
                 feats[f"{short}.{kind}"], feats_ex[f"{short}.{kind}"] = a[kind], b[kind]
@@ -297,7 +299,9 @@ def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = Fa
         feats_hop[hop] = {}
         for short, name in nets.items():
             a = patch_outputs(name, mels, f"mini_hop{FINE_HOP}", hop=FINE_HOP)
-            for kind in ("tags", "emb"):
+            if short in deep and name in DEEP:
+                a = {**a, **deep_outputs(name, mels, f"mini_hop{FINE_HOP}", hop=FINE_HOP)}
+            for kind in a:
                 feats_hop[hop][f"{short}.{kind}"] = [b[:: hop // FINE_HOP] for b in a[kind]]
         print(f"# patch hop {hop} ready", file=sys.stderr, flush=True)
     genres = sorted({f.parent.name for f in files})
@@ -347,12 +351,23 @@ def name_prior(msd_tags: np.ndarray, mtt_tags: np.ndarray, genres: list[str],
     return p / p.sum(axis=1, keepdims=True)
 
 
+#: ``+priorvgg``: the MSD tags are the mean of MSD_musicnn's and MSD_vgg's (two networks' opinion
+#: of the same 50 tags; MSD_vgg runs anyway); ``+priorvgg4``: the MTT tags also with MTT_vgg's
+PRIOR_NETS = {"": ((), ()), "vgg": (("msdvgg",), ()), "vgg4": (("msdvgg",), ("mttvgg",))}
+
+
 def track_prior(feats: dict[str, list[np.ndarray]], genres: list[str], tags: dict | None = None,
-                agg: str = "mean") -> np.ndarray:
+                agg: str = "mean", nets: str = "") -> np.ndarray:
     """(tracks, genres) prior as the pipeline computes it: per 3 s patch the unnormalised
-    scores (``embed.prior_scores``), their mean over a track's patches, + 1e-3, normalised."""
+    scores (``embed.prior_scores``), their mean over a track's patches, + 1e-3, normalised
+    (``nets``: a :data:`PRIOR_NETS` key, the tag probabilities averaged over more networks)."""
+    more_msd, more_mtt = PRIOR_NETS[nets]
+    msds = [np.mean([feats[f"{n}.tags"][i] for n in ("msd", *more_msd)], axis=0)
+            for i in range(len(feats["msd.tags"]))]  # fmt: skip
+    mtts = [np.mean([feats[f"{n}.tags"][i] for n in ("mtt", *more_mtt)], axis=0)
+            for i in range(len(feats["mtt.tags"]))]  # fmt: skip
     out = []
-    for msd, mtt in zip(feats["msd.tags"], feats["mtt.tags"], strict=True):
+    for msd, mtt in zip(msds, mtts, strict=True):
         raw = name_prior(msd, mtt, genres, tags, agg, raw=True).mean(axis=0) + 1e-3
         out.append(raw / raw.sum())
     return np.stack(out)
@@ -411,6 +426,7 @@ class Variant:
     prior_cv: bool = False  # per-genre prior weights chosen by grouped CV (out-of-fold)
     prior_tags: str = ""  # PRIORS key ("wide")
     prior_agg: str = "mean"  # mean | max of a genre's tag probabilities
+    prior_nets: str = ""  # PRIOR_NETS key: the tags averaged over more networks ("vgg")
 
 
 VARIANTS = {v.name: v for v in [
@@ -522,6 +538,49 @@ VARIANTS = {v.name: v for v in [
     Variant(CONF, "msd.emb+msdvgg.emb+mtt.tags", "patch", "conf"),
     Variant("name prior only", "msd.tags", "patch", "none", 1.0),
 ]}  # fmt: skip
+
+
+def parse_variant(name: str) -> Variant:
+    """A variant from its name alone, in the grammar of :data:`VARIANTS`' names:
+    ``<features> <mean|patch> <head> [+prior[max|wide|cv|vgg|vgg4...][<weight>]] [hop<N>]
+    [+<augmentation>...]``, e.g. ``msd+mtt.embn patch lr0.01 +priormaxvgg hop62``
+    (``msd+mtt.embn`` = ``msd.embn+mtt.embn``: a network list before one feature kind)."""
+    words = name.split()
+    if len(words) < 3:
+        raise SystemExit(f"variant {name!r}: not in VARIANTS and not '<features> <level> <head> "
+                         "[options]' (see parse_variant)")
+    features, level, head = words[:3]
+    parts = []
+    for part in features.split("|"):
+        nets, _, kinds = part.rpartition(".")
+        if "+" in nets and "." not in nets:  # msd+msdvgg.embn -> msd.embn+msdvgg.embn
+            part = "+".join(f"{n}.{kinds}" for n in nets.split("+"))
+        parts.append(part)
+    kw: dict = {"augment": ()}
+    for word in words[3:]:
+        if word.startswith("hop"):
+            kw["hop"] = int(word[3:])
+        elif word.startswith("+prior"):
+            rest = word[len("+prior"):]
+            while True:
+                for key, field, value in (("max", "prior_agg", "max"), ("wide", "prior_tags", "wide"),
+                                          ("cv", "prior_cv", True), ("vgg4", "prior_nets", "vgg4"),
+                                          ("vgg", "prior_nets", "vgg")):  # fmt: skip
+                    if rest.startswith(key):
+                        kw[field], rest = value, rest[len(key):]
+                        break
+                else:
+                    break
+            kw["prior"] = float(rest or 1.0)
+        elif word.startswith("+"):
+            kw["augment"] = (*kw["augment"], *word[1:].split("+"))
+        else:
+            raise SystemExit(f"variant {name!r}: unknown option {word!r} (see parse_variant)")
+    return Variant(name, "|".join(parts), level, head, **kw)
+
+
+def variant(name: str) -> Variant:
+    return VARIANTS.get(name) or parse_variant(name)
 
 
 SHORT = {v: k for k, v in NETS.items()}
@@ -689,8 +748,8 @@ def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
     X_aug = [build(d.feats_aug[a]) for a in v.augment]
     if isinstance(X, tuple) and X_aug:  # per head: its blocks of every augmentation
         X_aug = tuple([a[k] for a in X_aug] for k in range(len(X)))
-    prior = track_prior(train_feats, d.genres, PRIORS[v.prior_tags], v.prior_agg)
-    prior_ex = track_prior(d.feats_ex, d.genres, PRIORS[v.prior_tags], v.prior_agg)
+    prior = track_prior(train_feats, d.genres, PRIORS[v.prior_tags], v.prior_agg, v.prior_nets)
+    prior_ex = track_prior(d.feats_ex, d.genres, PRIORS[v.prior_tags], v.prior_agg, v.prior_nets)
     base = replace(v, prior=0.0) if v.prior_cv else v
     g = np.array(d.genres)
     y_idx = np.array([d.genres.index(t) for t in d.y])
@@ -730,6 +789,7 @@ def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
                 w_k = choose_prior_weights(P[rest], prior[rest], y_idx[rest])
                 new.append((test, with_prior(p, prior[test], w_k)))
             oof[key] = new
+    row["_proba_ex"], row["_oof"] = proba_ex, oof  # for benchmarks/transfer_ensemble.py
     pred = g[proba_ex.argmax(axis=1)]
     k = int((pred == d.y_ex).sum())
     row["excerpts"] = (k / len(pred), *wilson_interval(k, len(pred)))
@@ -764,12 +824,14 @@ def main() -> None:
                     "(default: the shipped model, else the best by grouped CV)")
     args = ap.parse_args()
     names = [n.strip() for n in args.variants.split(",") if n.strip()] or list(VARIANTS)
-    used = {p.split(".")[0] for n in names
-            for p in VARIANTS[n].features.replace("|", "+").split("+")}
-    needed = {"msd", "mtt"} | used
-    augment = sorted({a for n in names for a in VARIANTS[n].augment})
-    deep = any(k in VARIANTS[n].features for n in names for k in (".pool", ".p4", ".p3"))
-    hops = {VARIANTS[n].hop for n in names}
+    chosen = {n: variant(n) for n in names if n != CONF}
+    used = {p.split(".")[0] for v in chosen.values() for p in v.features.replace("|", "+").split("+")}
+    needed = {"msd", "mtt"} | used | {n for v in chosen.values() for n in
+                                      sum(PRIOR_NETS[v.prior_nets], ())}  # fmt: skip
+    augment = sorted({a for v in chosen.values() for a in v.augment})
+    deep = {p.split(".")[0] for v in chosen.values() for p in v.features.replace("|", "+").split("+")
+            if p.split(".")[1].rstrip("n") in ("pool", "p4", "p3")}  # nets whose deep layers
+    hops = {v.hop for v in chosen.values()}
     if CONF in names or args.serve:
         from music_genre.transfer.embed import EmbedParams
 
@@ -784,7 +846,7 @@ def main() -> None:
     print(f"{'variant':34s} | {'381 excerpts':24s} | {'grouped CV':24s} | {'stratified CV':24s}")
     rows = []
     for name in names:
-        row = evaluate_conf(d, folds, name) if name == CONF else evaluate(VARIANTS[name], d, folds)
+        row = evaluate_conf(d, folds, name) if name == CONF else evaluate(chosen[name], d, folds)
         rows.append(row)
         print(f"{name:34s} | {fmt(row['excerpts'])} | {fmt(row['grouped'])} | "
               f"{fmt(row['stratified'])} ({row['seconds']:.0f} s)", flush=True)
@@ -797,6 +859,7 @@ def main() -> None:
         served = serve_default(d, args.excerpts)
         print(f"DEFAULT through TransferService from audio: 381 excerpts {fmt(served['excerpts'])}; "
               + ", ".join(f"{g} {100 * r:.0f} %" for g, r in served["excerpt_recall"].items()))
+    rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     print(json.dumps({"rows": rows, "winner": winner["variant"], "served": served}))
 
 
