@@ -662,6 +662,39 @@ def serve_default(d: Data, excerpts: Path) -> dict:
             "excerpt_recall": {x: float(np.mean(pred[d.y_ex == x] == x)) for x in g}}
 
 
+def embed_cost(mini: Path, n_tracks: int, networks: str = "") -> dict:
+    """CPU-seconds per 30 s track of the shipped recipe's embedding (decode, log-mel, patches,
+    every network of the conf in one combined model), process time over ``n_tracks`` tracks
+    after one warm-up track (the networks' graph tracing is not counted); ``networks``
+    (comma-separated) replaces the conf's."""
+    from music_genre.transfer.embed import (
+        EmbedParams,
+        FeatureSpec,
+        load_16k,
+        musicnn_input,
+        network_outputs,
+    )
+    from music_genre.transfer.musicnn import combined_network, load_musicnn
+
+    musicnn = conf_params()["musicnn"]
+    params, spec = EmbedParams.from_dict(musicnn.get("embedding")), FeatureSpec.from_dict(musicnn)
+    if networks:
+        spec = replace(spec, networks=tuple(networks.split(",")))
+    net = combined_network([load_musicnn(n) for n in spec.networks])
+    files = audio_files(mini)[:: max(1, 100 // n_tracks)][: n_tracks + 1]
+    t0 = w0 = None
+    for i, f in enumerate(files):
+        if i == 1:
+            t0, w0 = time.process_time(), time.perf_counter()
+        x = musicnn_input(load_16k(f, params), params)
+        network_outputs(net, x, spec.networks, params.batch_size)
+    n = len(files) - 1
+    return {"networks": list(spec.networks), "patches_per_track": int(len(x)),
+            "cpu_s_per_track": (time.process_time() - t0) / n,
+            "wall_s_per_track": (time.perf_counter() - w0) / n, "tracks": n,
+            "load": os.getloadavg()[0]}
+
+
 def fit_predict(v: Variant, X: list[np.ndarray], y: np.ndarray, train: np.ndarray,
                 X_test: list[np.ndarray], genres: list[str], prior_test: np.ndarray | None,
                 seed: int = 0, X_aug: list[list[np.ndarray]] = ()) -> np.ndarray:
@@ -822,7 +855,18 @@ def main() -> None:
                     "excerpts through TransferService from the audio files (~2 min)")
     ap.add_argument("--winner", default="", help="variant whose per-genre recall is printed "
                     "(default: the shipped model, else the best by grouped CV)")
+    ap.add_argument("--embed-cost", type=int, default=0, metavar="N",
+                    help="only measure the conf's embedding CPU-s per track over N tracks")
+    ap.add_argument("--networks", default="", help="with --embed-cost: these networks "
+                    "(comma-separated) instead of the conf's")
     args = ap.parse_args()
+    if args.embed_cost:
+        cost = embed_cost(args.mini, args.embed_cost, args.networks)
+        print(f"embedding {cost['networks']}, {cost['patches_per_track']} patches per 30 s: "
+              f"{cost['cpu_s_per_track']:.2f} CPU-s per track ({cost['wall_s_per_track']:.2f} s "
+              f"wall, load {cost['load']:.1f}, {cost['tracks']} tracks)")
+        print(json.dumps(cost))
+        return
     names = [n.strip() for n in args.variants.split(",") if n.strip()] or list(VARIANTS)
     chosen = {n: variant(n) for n in names if n != CONF}
     used = {p.split(".")[0] for v in chosen.values() for p in v.features.replace("|", "+").split("+")}
