@@ -351,9 +351,12 @@ def name_prior(msd_tags: np.ndarray, mtt_tags: np.ndarray, genres: list[str],
     return p / p.sum(axis=1, keepdims=True)
 
 
-#: ``+priorvgg``: the MSD tags are the mean of MSD_musicnn's and MSD_vgg's (two networks' opinion
-#: of the same 50 tags; MSD_vgg runs anyway); ``+priorvgg4``: the MTT tags also with MTT_vgg's
-PRIOR_NETS = {"": ((), ()), "vgg": (("msdvgg",), ()), "vgg4": (("msdvgg",), ("mttvgg",))}
+#: where the prior's MSD and MTT tag probabilities come from (their mean over these networks):
+#: ``+priorvgg``: MSD tags from MSD_musicnn and MSD_vgg (two networks' opinion of the same 50
+#: tags; MSD_vgg runs anyway); ``+priorvgg4``: the MTT tags also with MTT_vgg's;
+#: ``+priormttvgg``: the MTT tags from MTT_vgg instead of MTT_musicnn (a cheaper network)
+PRIOR_NETS = {"": (("msd",), ("mtt",)), "vgg": (("msd", "msdvgg"), ("mtt",)),
+              "vgg4": (("msd", "msdvgg"), ("mtt", "mttvgg")), "mttvgg": (("msd",), ("mttvgg",))}
 
 
 def track_prior(feats: dict[str, list[np.ndarray]], genres: list[str], tags: dict | None = None,
@@ -361,11 +364,11 @@ def track_prior(feats: dict[str, list[np.ndarray]], genres: list[str], tags: dic
     """(tracks, genres) prior as the pipeline computes it: per 3 s patch the unnormalised
     scores (``embed.prior_scores``), their mean over a track's patches, + 1e-3, normalised
     (``nets``: a :data:`PRIOR_NETS` key, the tag probabilities averaged over more networks)."""
-    more_msd, more_mtt = PRIOR_NETS[nets]
-    msds = [np.mean([feats[f"{n}.tags"][i] for n in ("msd", *more_msd)], axis=0)
+    msd_nets, mtt_nets = PRIOR_NETS[nets]
+    msds = [np.mean([feats[f"{n}.tags"][i] for n in msd_nets], axis=0)
             for i in range(len(feats["msd.tags"]))]  # fmt: skip
-    mtts = [np.mean([feats[f"{n}.tags"][i] for n in ("mtt", *more_mtt)], axis=0)
-            for i in range(len(feats["mtt.tags"]))]  # fmt: skip
+    mtts = [np.mean([feats[f"{n}.tags"][i] for n in mtt_nets], axis=0)
+            for i in range(len(feats["msd.tags"]))]  # fmt: skip
     out = []
     for msd, mtt in zip(msds, mtts, strict=True):
         raw = name_prior(msd, mtt, genres, tags, agg, raw=True).mean(axis=0) + 1e-3
@@ -564,7 +567,7 @@ def parse_variant(name: str) -> Variant:
             rest = word[len("+prior"):]
             while True:
                 for key, field, value in (("max", "prior_agg", "max"), ("wide", "prior_tags", "wide"),
-                                          ("cv", "prior_cv", True), ("vgg4", "prior_nets", "vgg4"),
+                                          ("cv", "prior_cv", True), ("vgg4", "prior_nets", "vgg4"), ("mttvgg", "prior_nets", "mttvgg"),
                                           ("vgg", "prior_nets", "vgg")):  # fmt: skip
                     if rest.startswith(key):
                         kw[field], rest = value, rest[len(key):]
