@@ -35,6 +35,15 @@ cut into overlapping patches 62/124 frames apart: 28/14 per 30 s; excerpts stay 
 ``+mixA``/``+gain``/``+eq``/``+lp`` (mel-domain copies of the training tracks,
 :data:`MEL_AUGMENTATIONS`). ``DEFAULT`` is the shipped model, built by the pipeline's own
 functions from ``conf/base/parameters_transfer.yml``. The last line is JSON.
+
+Third session: any name in the grammar of :func:`parse_variant` is a variant, listed or not
+(``"msd+msdvgg+mtt.embn patch lr0.003 +priormax hop62"``); ``+priorvgg``/``+priorvgg4``/
+``+priormttvgg`` take the prior's tags from other networks (:data:`PRIOR_NETS`); deep layers
+(``msd.pooln``) also at overlapping hops; a fourth figure, **grouped CV on 3 s clips** (every
+disjoint 3 s patch of a grouped test track classified alone with its own prior, as an excerpt
+is: the excerpts' length without the excerpts); ``--embed-cost N`` measures the conf's
+embedding in CPU-s per 30 s track. ``benchmarks/transfer_ensemble.py``: transfer + the
+rich-feature models with out-of-fold-chosen weights.
 """
 
 from __future__ import annotations
