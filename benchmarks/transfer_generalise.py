@@ -35,6 +35,15 @@ cut into overlapping patches 62/124 frames apart: 28/14 per 30 s; excerpts stay 
 ``+mixA``/``+gain``/``+eq``/``+lp`` (mel-domain copies of the training tracks,
 :data:`MEL_AUGMENTATIONS`). ``DEFAULT`` is the shipped model, built by the pipeline's own
 functions from ``conf/base/parameters_transfer.yml``. The last line is JSON.
+
+Third session: any name in the grammar of :func:`parse_variant` is a variant, listed or not
+(``"msd+msdvgg+mtt.embn patch lr0.003 +priormax hop62"``); ``+priorvgg``/``+priorvgg4``/
+``+priormttvgg`` take the prior's tags from other networks (:data:`PRIOR_NETS`); deep layers
+(``msd.pooln``) also at overlapping hops; a fourth figure, **grouped CV on 3 s clips** (every
+disjoint 3 s patch of a grouped test track classified alone with its own prior, as an excerpt
+is: the excerpts' length without the excerpts); ``--embed-cost N`` measures the conf's
+embedding in CPU-s per 30 s track. ``benchmarks/transfer_ensemble.py``: transfer + the
+rich-feature models with out-of-fold-chosen weights.
 """
 
 from __future__ import annotations
@@ -203,8 +212,10 @@ def patch_outputs(net_name: str, mels: list[np.ndarray], tag: str,
 DEEP = {"MSD_musicnn": {"pool": "pool_flat"}, "MSD_vgg": {"p4": "vgg4_pool", "p3": "vgg3_pool"}}
 
 
-def deep_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, list[np.ndarray]]:
-    """Per file and deeper layer of :data:`DEEP`: (n_patches, d) features, cached."""
+def deep_outputs(net_name: str, mels: list[np.ndarray], tag: str,
+                 hop: int = 187) -> dict[str, list[np.ndarray]]:
+    """Per file and deeper layer of :data:`DEEP`: (n_patches, d) features, cached (``hop``:
+    frames between patch starts, as :func:`patch_outputs`)."""
     import keras
 
     from music_genre.transfer.embed import EmbedParams, patches
@@ -217,7 +228,7 @@ def deep_outputs(net_name: str, mels: list[np.ndarray], tag: str) -> dict[str, l
         return {k: [data[f"{k}{i}"] for i in range(len(mels))] for k in layers_}
     net = load_musicnn(net_name)
     model = keras.Model(net.inputs, [net.get_layer(n).output for n in layers_.values()])
-    params = EmbedParams()
+    params = EmbedParams(patch_hop=hop)
     x = [patches(m, params) for m in mels]
     counts = [len(p) for p in x]
     X = np.concatenate(x)
@@ -258,7 +269,7 @@ class Data:
 FINE_HOP = 62
 
 
-def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = False,
+def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep=frozenset(),
               aug_nets=None, views: int = 1, hops=()) -> Data:
     files, ex_files = audio_files(mini), audio_files(excerpts)
     if not files or not ex_files:
@@ -274,7 +285,7 @@ def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = Fa
         a, b = patch_outputs(name, mels, "mini"), patch_outputs(name, mels_ex, ex_tag)
         for kind in ("tags", "emb"):
             feats[f"{short}.{kind}"], feats_ex[f"{short}.{kind}"] = a[kind], b[kind]
-        if deep and name in DEEP:
+        if short in deep and name in DEEP:
             a, b = deep_outputs(name, mels, "mini"), deep_outputs(name, mels_ex, ex_tag)
             for kind in a:
                 feats[f"{short}.{kind}"], feats_ex[f"{short}.{kind}"] = a[kind], b[kind]
@@ -297,7 +308,9 @@ def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep: bool = Fa
         feats_hop[hop] = {}
         for short, name in nets.items():
             a = patch_outputs(name, mels, f"mini_hop{FINE_HOP}", hop=FINE_HOP)
-            for kind in ("tags", "emb"):
+            if short in deep and name in DEEP:
+                a = {**a, **deep_outputs(name, mels, f"mini_hop{FINE_HOP}", hop=FINE_HOP)}
+            for kind in a:
                 feats_hop[hop][f"{short}.{kind}"] = [b[:: hop // FINE_HOP] for b in a[kind]]
         print(f"# patch hop {hop} ready", file=sys.stderr, flush=True)
     genres = sorted({f.parent.name for f in files})
@@ -347,12 +360,26 @@ def name_prior(msd_tags: np.ndarray, mtt_tags: np.ndarray, genres: list[str],
     return p / p.sum(axis=1, keepdims=True)
 
 
+#: where the prior's MSD and MTT tag probabilities come from (their mean over these networks):
+#: ``+priorvgg``: MSD tags from MSD_musicnn and MSD_vgg (two networks' opinion of the same 50
+#: tags; MSD_vgg runs anyway); ``+priorvgg4``: the MTT tags also with MTT_vgg's;
+#: ``+priormttvgg``: the MTT tags from MTT_vgg instead of MTT_musicnn (a cheaper network)
+PRIOR_NETS = {"": (("msd",), ("mtt",)), "vgg": (("msd", "msdvgg"), ("mtt",)),
+              "vgg4": (("msd", "msdvgg"), ("mtt", "mttvgg")), "mttvgg": (("msd",), ("mttvgg",))}
+
+
 def track_prior(feats: dict[str, list[np.ndarray]], genres: list[str], tags: dict | None = None,
-                agg: str = "mean") -> np.ndarray:
+                agg: str = "mean", nets: str = "") -> np.ndarray:
     """(tracks, genres) prior as the pipeline computes it: per 3 s patch the unnormalised
-    scores (``embed.prior_scores``), their mean over a track's patches, + 1e-3, normalised."""
+    scores (``embed.prior_scores``), their mean over a track's patches, + 1e-3, normalised
+    (``nets``: a :data:`PRIOR_NETS` key, the tag probabilities averaged over more networks)."""
+    msd_nets, mtt_nets = PRIOR_NETS[nets]
+    msds = [np.mean([feats[f"{n}.tags"][i] for n in msd_nets], axis=0)
+            for i in range(len(feats["msd.tags"]))]  # fmt: skip
+    mtts = [np.mean([feats[f"{n}.tags"][i] for n in mtt_nets], axis=0)
+            for i in range(len(feats["msd.tags"]))]  # fmt: skip
     out = []
-    for msd, mtt in zip(feats["msd.tags"], feats["mtt.tags"], strict=True):
+    for msd, mtt in zip(msds, mtts, strict=True):
         raw = name_prior(msd, mtt, genres, tags, agg, raw=True).mean(axis=0) + 1e-3
         out.append(raw / raw.sum())
     return np.stack(out)
@@ -411,6 +438,7 @@ class Variant:
     prior_cv: bool = False  # per-genre prior weights chosen by grouped CV (out-of-fold)
     prior_tags: str = ""  # PRIORS key ("wide")
     prior_agg: str = "mean"  # mean | max of a genre's tag probabilities
+    prior_nets: str = ""  # PRIOR_NETS key: the tags averaged over more networks ("vgg")
 
 
 VARIANTS = {v.name: v for v in [
@@ -524,6 +552,49 @@ VARIANTS = {v.name: v for v in [
 ]}  # fmt: skip
 
 
+def parse_variant(name: str) -> Variant:
+    """A variant from its name alone, in the grammar of :data:`VARIANTS`' names:
+    ``<features> <mean|patch> <head> [+prior[max|wide|cv|vgg|vgg4...][<weight>]] [hop<N>]
+    [+<augmentation>...]``, e.g. ``msd+mtt.embn patch lr0.01 +priormaxvgg hop62``
+    (``msd+mtt.embn`` = ``msd.embn+mtt.embn``: a network list before one feature kind)."""
+    words = name.split()
+    if len(words) < 3:
+        raise SystemExit(f"variant {name!r}: not in VARIANTS and not '<features> <level> <head> "
+                         "[options]' (see parse_variant)")
+    features, level, head = words[:3]
+    parts = []
+    for part in features.split("|"):
+        nets, _, kinds = part.rpartition(".")
+        if "+" in nets and "." not in nets:  # msd+msdvgg.embn -> msd.embn+msdvgg.embn
+            part = "+".join(f"{n}.{kinds}" for n in nets.split("+"))
+        parts.append(part)
+    kw: dict = {"augment": ()}
+    for word in words[3:]:
+        if word.startswith("hop"):
+            kw["hop"] = int(word[3:])
+        elif word.startswith("+prior"):
+            rest = word[len("+prior"):]
+            while True:
+                for key, field, value in (("max", "prior_agg", "max"), ("wide", "prior_tags", "wide"),
+                                          ("cv", "prior_cv", True), ("vgg4", "prior_nets", "vgg4"), ("mttvgg", "prior_nets", "mttvgg"),
+                                          ("vgg", "prior_nets", "vgg")):  # fmt: skip
+                    if rest.startswith(key):
+                        kw[field], rest = value, rest[len(key):]
+                        break
+                else:
+                    break
+            kw["prior"] = float(rest or 1.0)
+        elif word.startswith("+"):
+            kw["augment"] = (*kw["augment"], *word[1:].split("+"))
+        else:
+            raise SystemExit(f"variant {name!r}: unknown option {word!r} (see parse_variant)")
+    return Variant(name, "|".join(parts), level, head, **kw)
+
+
+def variant(name: str) -> Variant:
+    return VARIANTS.get(name) or parse_variant(name)
+
+
 SHORT = {v: k for k, v in NETS.items()}
 
 
@@ -601,6 +672,39 @@ def serve_default(d: Data, excerpts: Path) -> dict:
     k = int((pred == d.y_ex).sum())
     return {"excerpts": (k / len(pred), *wilson_interval(k, len(pred))),
             "excerpt_recall": {x: float(np.mean(pred[d.y_ex == x] == x)) for x in g}}
+
+
+def embed_cost(mini: Path, n_tracks: int, networks: str = "") -> dict:
+    """CPU-seconds per 30 s track of the shipped recipe's embedding (decode, log-mel, patches,
+    every network of the conf in one combined model), process time over ``n_tracks`` tracks
+    after one warm-up track (the networks' graph tracing is not counted); ``networks``
+    (comma-separated) replaces the conf's."""
+    from music_genre.transfer.embed import (
+        EmbedParams,
+        FeatureSpec,
+        load_16k,
+        musicnn_input,
+        network_outputs,
+    )
+    from music_genre.transfer.musicnn import combined_network, load_musicnn
+
+    musicnn = conf_params()["musicnn"]
+    params, spec = EmbedParams.from_dict(musicnn.get("embedding")), FeatureSpec.from_dict(musicnn)
+    if networks:
+        spec = replace(spec, networks=tuple(networks.split(",")))
+    net = combined_network([load_musicnn(n) for n in spec.networks])
+    files = audio_files(mini)[:: max(1, 100 // n_tracks)][: n_tracks + 1]
+    t0 = w0 = None
+    for i, f in enumerate(files):
+        if i == 1:
+            t0, w0 = time.process_time(), time.perf_counter()
+        x = musicnn_input(load_16k(f, params), params)
+        network_outputs(net, x, spec.networks, params.batch_size)
+    n = len(files) - 1
+    return {"networks": list(spec.networks), "patches_per_track": int(len(x)),
+            "cpu_s_per_track": (time.process_time() - t0) / n,
+            "wall_s_per_track": (time.perf_counter() - w0) / n, "tracks": n,
+            "load": os.getloadavg()[0]}
 
 
 def fit_predict(v: Variant, X: list[np.ndarray], y: np.ndarray, train: np.ndarray,
@@ -689,8 +793,8 @@ def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
     X_aug = [build(d.feats_aug[a]) for a in v.augment]
     if isinstance(X, tuple) and X_aug:  # per head: its blocks of every augmentation
         X_aug = tuple([a[k] for a in X_aug] for k in range(len(X)))
-    prior = track_prior(train_feats, d.genres, PRIORS[v.prior_tags], v.prior_agg)
-    prior_ex = track_prior(d.feats_ex, d.genres, PRIORS[v.prior_tags], v.prior_agg)
+    prior = track_prior(train_feats, d.genres, PRIORS[v.prior_tags], v.prior_agg, v.prior_nets)
+    prior_ex = track_prior(d.feats_ex, d.genres, PRIORS[v.prior_tags], v.prior_agg, v.prior_nets)
     base = replace(v, prior=0.0) if v.prior_cv else v
     g = np.array(d.genres)
     y_idx = np.array([d.genres.index(t) for t in d.y])
@@ -701,12 +805,32 @@ def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
                            X_aug=X_aug)
     index = {t: i for i, t in enumerate(d.ids)}
     oof = {}  # (scheme, repeat) -> [(test indices, probabilities)]
+    # grouped CV on 3 s clips: every disjoint 3 s patch of a test track alone, as an excerpt is
+    # classified (one patch, its own prior); the same fitted heads
+    clips = not isinstance(X, tuple) and not v.prior_cv
+    if clips:
+        X_clip = build(d.feats)
+        clip_prior = [track_prior({k: [b[j : j + 1] for j in range(len(b))]
+                                   for k, b in ((k, d.feats[k][i]) for k in ("msd.tags", "mtt.tags",
+                                   "msdvgg.tags", "mttvgg.tags") if k in d.feats)},
+                                  d.genres, PRIORS[v.prior_tags], v.prior_agg, v.prior_nets)
+                      for i in range(n_tracks)]  # fmt: skip
+    clip_hits = clip_n = 0
     for (scheme, repeat, _), rep in folds.groupby(["scheme", "repeat", "fold"]):
         test = np.array([index[t] for t in rep["track_id"]])
         train = np.setdiff1d(np.arange(n_tracks), test)
         X_test = (tuple([x[i] for i in test] for x in X) if isinstance(X, tuple)
                   else [X[i] for i in test])  # fmt: skip
-        p = fit_predict(base, X, d.y, train, X_test, d.genres, prior[test], X_aug=X_aug)
+        test_prior = prior[test]
+        if clips and scheme == "grouped":
+            owner = np.concatenate([[i] * len(X_clip[i]) for i in test])
+            X_test = X_test + [row[None, :] for i in test for row in X_clip[i]]
+            test_prior = np.concatenate([test_prior, *[clip_prior[i] for i in test]])
+        p = fit_predict(base, X, d.y, train, X_test, d.genres, test_prior, X_aug=X_aug)
+        if clips and scheme == "grouped":
+            p, p_clip = p[: len(test)], p[len(test) :]
+            clip_hits += int((p_clip.argmax(axis=1) == y_idx[owner]).sum())
+            clip_n += len(owner)
         oof.setdefault((scheme, repeat), []).append((test, p))
     if v.prior_cv:  # weights from grouped out-of-fold probabilities of all 100 tracks
         full = []
@@ -730,6 +854,7 @@ def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
                 w_k = choose_prior_weights(P[rest], prior[rest], y_idx[rest])
                 new.append((test, with_prior(p, prior[test], w_k)))
             oof[key] = new
+    row["_proba_ex"], row["_oof"] = proba_ex, oof  # for benchmarks/transfer_ensemble.py
     pred = g[proba_ex.argmax(axis=1)]
     k = int((pred == d.y_ex).sum())
     row["excerpts"] = (k / len(pred), *wilson_interval(k, len(pred)))
@@ -740,6 +865,10 @@ def evaluate(v: Variant, d: Data, folds: pd.DataFrame) -> dict:
         n = sum(len(test) for (s_, _), parts in oof.items() if s_ == scheme for test, _ in parts)
         acc = hits / n
         row[scheme] = (acc, *wilson_interval(acc * n_tracks, n_tracks))
+    if clip_n:  # interval: the 1000 distinct clips counted once each (clips of a track correlate)
+        n_clips = clip_n // max(1, folds["repeat"].nunique())
+        row["grouped_clips"] = (clip_hits / clip_n,
+                                *wilson_interval(clip_hits / clip_n * n_clips, n_clips))
     row["seconds"] = time.perf_counter() - t0
     return row
 
@@ -762,14 +891,27 @@ def main() -> None:
                     "excerpts through TransferService from the audio files (~2 min)")
     ap.add_argument("--winner", default="", help="variant whose per-genre recall is printed "
                     "(default: the shipped model, else the best by grouped CV)")
+    ap.add_argument("--embed-cost", type=int, default=0, metavar="N",
+                    help="only measure the conf's embedding CPU-s per track over N tracks")
+    ap.add_argument("--networks", default="", help="with --embed-cost: these networks "
+                    "(comma-separated) instead of the conf's")
     args = ap.parse_args()
+    if args.embed_cost:
+        cost = embed_cost(args.mini, args.embed_cost, args.networks)
+        print(f"embedding {cost['networks']}, {cost['patches_per_track']} patches per 30 s: "
+              f"{cost['cpu_s_per_track']:.2f} CPU-s per track ({cost['wall_s_per_track']:.2f} s "
+              f"wall, load {cost['load']:.1f}, {cost['tracks']} tracks)")
+        print(json.dumps(cost))
+        return
     names = [n.strip() for n in args.variants.split(",") if n.strip()] or list(VARIANTS)
-    used = {p.split(".")[0] for n in names
-            for p in VARIANTS[n].features.replace("|", "+").split("+")}
-    needed = {"msd", "mtt"} | used
-    augment = sorted({a for n in names for a in VARIANTS[n].augment})
-    deep = any(k in VARIANTS[n].features for n in names for k in (".pool", ".p4", ".p3"))
-    hops = {VARIANTS[n].hop for n in names}
+    chosen = {n: variant(n) for n in names if n != CONF}
+    used = {p.split(".")[0] for v in chosen.values() for p in v.features.replace("|", "+").split("+")}
+    needed = {"msd", "mtt"} | used | {n for v in chosen.values() for n in
+                                      sum(PRIOR_NETS[v.prior_nets], ())}  # fmt: skip
+    augment = sorted({a for v in chosen.values() for a in v.augment})
+    deep = {p.split(".")[0] for v in chosen.values() for p in v.features.replace("|", "+").split("+")
+            if p.split(".")[1].rstrip("n") in ("pool", "p4", "p3")}  # nets whose deep layers
+    hops = {v.hop for v in chosen.values()}
     if CONF in names or args.serve:
         from music_genre.transfer.embed import EmbedParams
 
@@ -784,10 +926,11 @@ def main() -> None:
     print(f"{'variant':34s} | {'381 excerpts':24s} | {'grouped CV':24s} | {'stratified CV':24s}")
     rows = []
     for name in names:
-        row = evaluate_conf(d, folds, name) if name == CONF else evaluate(VARIANTS[name], d, folds)
+        row = evaluate_conf(d, folds, name) if name == CONF else evaluate(chosen[name], d, folds)
         rows.append(row)
+        clip = f" | 3 s clips {fmt(row['grouped_clips'])}" if "grouped_clips" in row else ""
         print(f"{name:34s} | {fmt(row['excerpts'])} | {fmt(row['grouped'])} | "
-              f"{fmt(row['stratified'])} ({row['seconds']:.0f} s)", flush=True)
+              f"{fmt(row['stratified'])}{clip} ({row['seconds']:.0f} s)", flush=True)
     winner = next((r for r in rows if r["variant"] == (args.winner or CONF)),
                   max(rows, key=lambda r: r["grouped"][0]))  # fmt: skip
     print(f"per-genre recall on the excerpts, {winner['variant']}: " + ", ".join(
@@ -797,6 +940,7 @@ def main() -> None:
         served = serve_default(d, args.excerpts)
         print(f"DEFAULT through TransferService from audio: 381 excerpts {fmt(served['excerpts'])}; "
               + ", ".join(f"{g} {100 * r:.0f} %" for g, r in served["excerpt_recall"].items()))
+    rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     print(json.dumps({"rows": rows, "winner": winner["variant"], "served": served}))
 
 
