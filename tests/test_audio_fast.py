@@ -6,7 +6,8 @@ would not count, so each helper is compared frame by frame with the librosa func
 replaces, on real GTZAN tracks and on signals that reach the edge cases (silence, a pure tone,
 white noise, clipping, sub-threshold samples). Stated tolerances:
 
-* rolloff, zero-crossing rate, tuning, tempo, mel spectrogram: exactly equal;
+* STFT magnitude, rolloff, zero-crossing rate, tuning, tempo, mel spectrogram, spectral
+  contrast, flatness and RMS: exactly equal;
 * centroid and bandwidth: relative 1e-6 (librosa rounds its normalised spectrogram to float32;
   measured agreement on GTZAN is ~1e-10).
 """
@@ -34,6 +35,20 @@ def _check_helpers(y: np.ndarray) -> None:
     """Every fast helper equals (or is within its stated tolerance of) librosa's function."""
     magnitude, power = _spectra(y)
     freqs = audio._fft_frequencies(SR, N_FFT)
+
+    fast_magnitude = audio._stft_magnitude(y, N_FFT, HOP)
+    np.testing.assert_array_equal(fast_magnitude, magnitude)
+    assert fast_magnitude.flags.f_contiguous  # librosa's layout: later reductions in its order
+
+    np.testing.assert_array_equal(
+        audio._spectral_contrast(magnitude, SR, N_FFT),
+        librosa.feature.spectral_contrast(S=magnitude, sr=SR, n_fft=N_FFT))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log(amin) on silence, both
+        np.testing.assert_array_equal(audio._spectral_flatness(power),
+                                      librosa.feature.spectral_flatness(S=magnitude)[0])
+    np.testing.assert_array_equal(audio._rms_consuming_power(power.copy(order="K"), N_FFT),
+                                  librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0])
 
     centroid, bandwidth = audio._centroid_bandwidth(magnitude, freqs)
     ref_centroid = librosa.feature.spectral_centroid(S=magnitude, sr=SR, n_fft=N_FFT)[0]

@@ -587,7 +587,139 @@ def _numba_kernels():
             out[t] = (counts[s + frame_length - 1] - counts[s]) / frame_length
         return out
 
-    return {"bins_below": bins_below, "moments": moments, "zcr": zcr}
+    @numba.njit(cache=True, nogil=True)
+    def band_extremes(frames, starts, stops, counts):  # pragma: no cover - compiled
+        # per frame and band: the mean of the `count` smallest and of the `count` largest
+        # values, each summed in ascending order in the spectrogram's dtype (numpy's mean over
+        # the rows of librosa's sorted, C-ordered sub-band) and divided as np.mean divides
+        # (float32 sum / int64 count in float64, rounded to float32). Music spectra fall with
+        # frequency: the k largest are looked for from the band's bottom up and the k smallest
+        # from its top down, so that most bins are rejected by one comparison.
+        n_frames, n_bands = frames.shape[0], len(starts)
+        valley = np.empty((n_bands, n_frames))
+        peak = np.empty((n_bands, n_frames))
+        low = np.empty(counts.max(), frames.dtype)
+        high = np.empty(counts.max(), frames.dtype)
+        for t in range(n_frames):
+            row = frames[t]
+            for b in range(n_bands):
+                k, lo, hi = counts[b], starts[b], stops[b]
+                for j in range(k):  # the first k, sorted ascending
+                    x = row[lo + j]
+                    m = j
+                    while m > 0 and high[m - 1] > x:
+                        high[m] = high[m - 1]
+                        m -= 1
+                    high[m] = x
+                floor = high[0]
+                for i in range(lo + k, hi):
+                    x = row[i]
+                    if x > floor:  # drop the smallest of the k largest
+                        m = 0
+                        while m < k - 1 and high[m + 1] < x:
+                            high[m] = high[m + 1]
+                            m += 1
+                        high[m] = x
+                        floor = high[0]
+                for j in range(k):  # the last k, sorted ascending
+                    x = row[hi - 1 - j]
+                    m = j
+                    while m > 0 and low[m - 1] > x:
+                        low[m] = low[m - 1]
+                        m -= 1
+                    low[m] = x
+                ceiling = low[k - 1]
+                for i in range(hi - 1 - k, lo - 1, -1):
+                    x = row[i]
+                    if x < ceiling:  # drop the largest of the k smallest
+                        m = k - 1
+                        while m > 0 and low[m - 1] > x:
+                            low[m] = low[m - 1]
+                            m -= 1
+                        low[m] = x
+                        ceiling = low[k - 1]
+                total = low[0]
+                for j in range(1, k):
+                    total += low[j]
+                valley[b, t] = np.float32(np.float64(total) / k)
+                total = high[0]
+                for j in range(1, k):
+                    total += high[j]
+                peak[b, t] = np.float32(np.float64(total) / k)
+        return valley, peak
+
+    return {"bins_below": bins_below, "moments": moments, "zcr": zcr,
+            "band_extremes": band_extremes}
+
+
+@functools.lru_cache(maxsize=8)
+def _contrast_bands(sr: int, n_fft: int, n_bands: int = 6, fmin: float = 200.0,
+                    quantile: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first bin, stop bin, count) of each of librosa's spectral-contrast sub-bands, built
+    with librosa's own rules (octave bands from ``fmin``, one bin below each band, the last
+    band up to Nyquist, the top bin of the others dropped, ``rint(quantile × band size)``)."""
+    freq = _fft_frequencies(sr, n_fft)
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    starts, stops, counts = [], [], []
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+        current_band = np.logical_and(freq >= f_low, freq <= f_high)
+        idx = np.flatnonzero(current_band)
+        if k > 0:
+            current_band[idx[0] - 1] = True
+        if k == n_bands:
+            current_band[idx[-1] + 1:] = True
+        rows = np.flatnonzero(current_band)
+        if k < n_bands:
+            rows = rows[:-1]
+        assert np.all(np.diff(rows) == 1)  # the bins are sorted: each band is one run
+        starts.append(rows[0])
+        stops.append(rows[-1] + 1)
+        counts.append(int(np.maximum(np.rint(quantile * np.sum(current_band)), 1)))
+    return (np.array(starts, np.int64), np.array(stops, np.int64), np.array(counts, np.int64))
+
+
+def _spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
+    """``librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=n_fft)`` bit for bit.
+
+    librosa copies each sub-band and sorts it whole along frequency to average its lowest and
+    highest 2 % (9 of the 431 bins of the top band at 22 kHz). Here one compiled pass per
+    frame keeps the k smallest and k largest values of each band in order (insertion into
+    k-long buffers: most bins are rejected after one comparison) and averages them in the
+    same order and precision as numpy's mean over the sorted rows. No copy, no sort: 1.7×
+    less time. (``np.partition`` + sorting the selected rows is also exact but 1.6× SLOWER
+    than librosa's sort: numpy's sort is SIMD, its introselect is not.)
+    tests/test_audio_fast.py checks equality with librosa's function.
+    """
+    starts, stops, counts = _contrast_bands(sr, n_fft)
+    if stops[-1] != magnitude.shape[0] or np.any(2 * counts > stops - starts):
+        return librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=n_fft)
+    valley, peak = _numba_kernels()["band_extremes"](np.ascontiguousarray(magnitude.T),
+                                                     starts, stops, counts)
+    return librosa.power_to_db(peak) - librosa.power_to_db(valley)
+
+
+def _spectral_flatness(power: np.ndarray, amin: float = 1e-10) -> np.ndarray:
+    """``librosa.feature.spectral_flatness(S=magnitude)[0]`` bit for bit from the power
+    spectrogram already computed (librosa squares the magnitude again: ``S**2.0`` is the same
+    ``np.square``); same layout, so the same reductions."""
+    thresholded = np.maximum(amin, power)
+    gmean = np.exp(np.mean(np.log(thresholded), axis=-2, keepdims=True))
+    amean = np.mean(thresholded, axis=-2, keepdims=True)
+    return (gmean / amean)[0]
+
+
+def _rms_consuming_power(power: np.ndarray, frame_length: int) -> np.ndarray:
+    """``librosa.feature.rms(S=magnitude, frame_length=frame_length)[0]`` bit for bit, using
+    (and OVERWRITING: its first and last rows are halved) the power spectrogram, which librosa
+    would recompute as a copy (``abs2(S)``). Call it after every other reader of ``power``."""
+    if power.shape[-2] != frame_length // 2 + 1:
+        raise ValueError(f"power has {power.shape[-2]} bins; frame_length {frame_length} "
+                         f"needs {frame_length // 2 + 1}")
+    power[..., 0, :] *= 0.5
+    if frame_length % 2 == 0:
+        power[..., -1, :] *= 0.5
+    return np.sqrt(2 * np.sum(power, axis=-2, keepdims=True) / frame_length**2)[0]
 
 
 def _zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
@@ -683,12 +815,48 @@ class _Spectra:
 
 
 def _spectra(y: np.ndarray, params: ExtractionParams) -> _Spectra:
-    stft = librosa.stft(y, n_fft=params.n_fft, hop_length=params.hop_length)
-    magnitude = np.abs(stft)
-    del stft
+    magnitude = _stft_magnitude(y, params.n_fft, params.hop_length)
     power = magnitude**2
     mel_db = librosa.power_to_db(_mel_power(power, params))
     return _Spectra(y, magnitude, power, mel_db)
+
+
+@functools.lru_cache(maxsize=8)
+def _stft_window(n_fft: int) -> np.ndarray:
+    return librosa.filters.get_window("hann", n_fft, fftbins=True)
+
+
+#: frames per block of :func:`_stft_magnitude` (64 × 2048 float64 = 1 MiB: stays in cache)
+STFT_BLOCK_FRAMES = 64
+
+
+def _stft_magnitude(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))`` bit for bit, 1.3× faster.
+
+    The same arithmetic as librosa (centred constant padding, the float64 Hann window times
+    the float32 frames, a float64 real FFT by librosa's FFT library, rounded to complex64, then
+    ``np.abs``), but each block of frames is transformed along its contiguous axis (librosa
+    transforms its (n_fft, frames) view along the strided axis, in small blocks) and written
+    straight into the magnitude (no complex64 spectrogram). Returned Fortran-ordered, (n_bins,
+    n_frames), as librosa's is, so every later reduction runs in the same order.
+    tests/test_audio_fast.py checks equality with librosa's STFT.
+    """
+    if len(y) <= n_fft // 2 or y.ndim != 1:  # librosa's head/tail special cases: use it
+        return np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
+    fft = librosa.get_fftlib()
+    window = _stft_window(n_fft)
+    padded = np.pad(y, n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+    n_frames = frames.shape[0]
+    complex_dtype = librosa.util.dtype_r2c(y.dtype)  # complex64 for float32 audio
+    magnitude = np.empty((n_frames, n_fft // 2 + 1), librosa.util.dtype_c2r(complex_dtype))
+    block = np.empty((STFT_BLOCK_FRAMES, n_fft))
+    for start in range(0, n_frames, STFT_BLOCK_FRAMES):
+        stop = min(n_frames, start + STFT_BLOCK_FRAMES)
+        windowed = np.multiply(frames[start:stop], window, out=block[: stop - start])
+        spectrum = fft.rfft(windowed, axis=-1).astype(complex_dtype, copy=False)
+        np.abs(spectrum, out=magnitude[start:stop])
+    return magnitude.T
 
 
 @dataclass
@@ -745,10 +913,12 @@ def _rich_extras(spec: _Spectra, fr: _Frames, params: ExtractionParams,
     """The rich features after the first 57 (:func:`rich_feature_names` order)."""
     sr, n_fft = params.sample_rate, params.n_fft
     delta = librosa.feature.delta(fr.mfcc)
-    contrast = librosa.feature.spectral_contrast(S=spec.magnitude, sr=sr, n_fft=n_fft)
-    flatness = librosa.feature.spectral_flatness(S=spec.magnitude)[0]
-    rms = librosa.feature.rms(S=spec.magnitude, frame_length=n_fft)[0]
+    contrast = _spectral_contrast(spec.magnitude, sr, n_fft)
+    flatness = _spectral_flatness(spec.power)
     tonnetz = librosa.feature.tonnetz(chroma=fr.chroma, sr=sr)
+    # last reader of the power spectrogram: the RMS halves its edge rows in place
+    rms = _rms_consuming_power(spec.power, n_fft)
+    spec.power = None
     parts = [
         delta.mean(axis=1), delta.var(axis=1),
         [fr.centroid.var(), fr.bandwidth.var(), fr.rolloff.var(), fr.zcr.var()],
