@@ -58,6 +58,9 @@ def _check_helpers(y: np.ndarray) -> None:
     np.testing.assert_allclose(bandwidth, ref_bandwidth, rtol=1e-6, atol=1e-3)
 
     rolloff = audio._rolloff(magnitude, freqs, 0.85)
+    fused = audio._spectral_shape(magnitude, freqs, 0.85)  # the one pass analyse uses
+    for got, separate in zip(fused, (centroid, bandwidth, rolloff)):
+        np.testing.assert_array_equal(got, separate)
     ref_rolloff = librosa.feature.spectral_rolloff(S=magnitude, sr=SR, n_fft=N_FFT,
                                                    roll_percent=0.85)[0]
     np.testing.assert_array_equal(rolloff, ref_rolloff)
@@ -71,6 +74,8 @@ def _check_helpers(y: np.ndarray) -> None:
         tuning = audio._estimate_tuning(power, SR, N_FFT, 12)
         ref_tuning = librosa.estimate_tuning(S=power, sr=SR, n_fft=N_FFT, bins_per_octave=12)
     assert tuning == ref_tuning
+    np.testing.assert_array_equal(audio._chroma_stft(power, SR, 12, tuning),
+                                  librosa.feature.chroma_stft(S=power, sr=SR, tuning=tuning))
 
 
 def _check_analyse(y: np.ndarray, duration_s: float) -> None:
