@@ -609,6 +609,33 @@ def _numba_kernels():
         return out, count
 
     @numba.njit(cache=True, nogil=True)
+    def band_peaks(frames, lo, hi, fraction):  # pragma: no cover - compiled
+        # (row, frame) of every local maximum of rows lo+1 .. hi-2 of S * (S > fraction * the
+        # frame's maximum): np.max, the float32 product and the comparisons of
+        # _estimate_tuning's numpy version, one frame at a time
+        n_frames, n_bins = frames.shape
+        rows = np.empty(n_frames * (hi - lo), np.int64)
+        cols = np.empty(n_frames * (hi - lo), np.int64)
+        n = 0
+        for t in range(n_frames):
+            top = frames[t, 0]
+            for i in range(1, n_bins):
+                if frames[t, i] > top:
+                    top = frames[t, i]
+            ref = fraction[0] * top
+            for r in range(lo + 1, hi - 1):
+                centre = frames[t, r] if frames[t, r] > ref else 0.0 * frames[t, r]
+                if centre == 0:
+                    continue  # 0 > a masked neighbour (>= 0) never holds
+                before = frames[t, r - 1] if frames[t, r - 1] > ref else 0.0 * frames[t, r]
+                after = frames[t, r + 1] if frames[t, r + 1] > ref else 0.0 * frames[t, r]
+                if centre > before and centre >= after:
+                    rows[n] = r
+                    cols[n] = t
+                    n += 1
+        return rows[:n], cols[:n]
+
+    @numba.njit(cache=True, nogil=True)
     def zcr(y, frame_length, hop_length, tiny):  # pragma: no cover - compiled
         half = frame_length // 2
         n = len(y)
@@ -695,7 +722,7 @@ def _numba_kernels():
         return valley, peak
 
     return {"bins_below": bins_below, "moments": moments, "zcr": zcr,
-            "band_extremes": band_extremes, "shape": shape}
+            "band_extremes": band_extremes, "shape": shape, "band_peaks": band_peaks}
 
 
 @functools.lru_cache(maxsize=8)
@@ -816,26 +843,24 @@ def _estimate_tuning(power: np.ndarray, sr: int, n_fft: int, bins_per_octave: in
     if band.size == 0:
         return librosa.pitch_tuning(np.zeros(0), bins_per_octave=bins_per_octave)
     lo, hi = int(band[0]) - 1, int(band[-1]) + 2
-    S = np.abs(power[lo:hi])
-    ref_value = 0.1 * np.max(power, axis=-2)  # power >= 0: |power| is power
     # librosa's stencils (localmax, parabolic shift, gradient) evaluated only where needed:
-    # local maxima of the band rows, then the shift and slope at those peaks alone, with the
-    # same arithmetic in the same precision (numba's stencil computes the shift in float64
-    # from float32 sums and rounds it to float32; np.gradient halves in the array's dtype)
-    masked = S * (S > ref_value)
-    # freqs[0] = 0 < fmin and fmax <= sr/2 (strict <): the band never touches a spectrum edge,
-    # so every band row has both neighbours in the slice (rows 1 .. len-2)
-    centre = masked[1:-1]
-    peaks = (centre > masked[:-2]) & (centre >= masked[2:])
-    rows, cols = np.nonzero(peaks)
-    rows = rows + 1
-    up, mid, down = S[rows + 1, cols], S[rows, cols], S[rows - 1, cols]
+    # local maxima of the band rows of ``S * (S > 10 % of the frame's maximum)`` (one compiled
+    # pass per frame over the frame-major spectrogram: the same comparisons, in float32), then
+    # the shift and slope at those peaks alone, with the same arithmetic in the same precision
+    # (numba's stencil computes the shift in float64 from float32 sums and rounds it to
+    # float32; np.gradient halves in the array's dtype). freqs[0] = 0 < fmin and fmax <= sr/2
+    # (strict <): the band never touches a spectrum edge, so every band row has both
+    # neighbours. |power| is power (>= 0). The peaks come frame by frame, not row by row: the
+    # median and histogram below do not depend on the order.
+    rows, cols = _numba_kernels()["band_peaks"](np.ascontiguousarray(power.T), lo, hi,
+                                                np.asarray([0.1], power.dtype))
+    up, mid, down = power[rows + 1, cols], power[rows, cols], power[rows - 1, cols]
     a = (up + down).astype(np.float64) - 2 * mid.astype(np.float64)
     b = (up - down).astype(np.float64) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(S.dtype)
+        shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(power.dtype)
     slope = (up - down) / 2.0  # np.gradient's interior formula, in S's dtype
-    pitch = ((rows + lo + shift) * float(sr) / n_fft).astype(power.dtype)
+    pitch = ((rows + shift) * float(sr) / n_fft).astype(power.dtype)
     mag = (mid + (0.5 * slope * shift)).astype(power.dtype)
     positive = pitch > 0
     threshold = np.median(mag[positive]) if positive.any() else 0.0
