@@ -39,6 +39,10 @@ def _check_helpers(y: np.ndarray) -> None:
     fast_magnitude = audio._stft_magnitude(y, N_FFT, HOP)
     np.testing.assert_array_equal(fast_magnitude, magnitude)
     assert fast_magnitude.flags.f_contiguous  # librosa's layout: later reductions in its order
+    fast_magnitude, fast_power = audio._stft_magnitude(y, N_FFT, HOP, with_power=True)
+    np.testing.assert_array_equal(fast_magnitude, magnitude)
+    np.testing.assert_array_equal(fast_power, power)
+    assert fast_power.flags.f_contiguous
 
     np.testing.assert_array_equal(
         audio._spectral_contrast(magnitude, SR, N_FFT),

@@ -904,8 +904,7 @@ class _Spectra:
 
 
 def _spectra(y: np.ndarray, params: ExtractionParams) -> _Spectra:
-    magnitude = _stft_magnitude(y, params.n_fft, params.hop_length)
-    power = magnitude**2
+    magnitude, power = _stft_magnitude(y, params.n_fft, params.hop_length, with_power=True)
     mel_db = librosa.power_to_db(_mel_power(power, params))
     return _Spectra(y, magnitude, power, mel_db)
 
@@ -919,7 +918,7 @@ def _stft_window(n_fft: int) -> np.ndarray:
 STFT_BLOCK_FRAMES = 64
 
 
-def _stft_magnitude(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+def _stft_magnitude(y: np.ndarray, n_fft: int, hop_length: int, with_power: bool = False):
     """``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))`` bit for bit, 1.3× faster.
 
     The same arithmetic as librosa (centred constant padding, the float64 Hann window times
@@ -939,13 +938,16 @@ def _stft_magnitude(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     n_frames = frames.shape[0]
     complex_dtype = librosa.util.dtype_r2c(y.dtype)  # complex64 for float32 audio
     magnitude = np.empty((n_frames, n_fft // 2 + 1), librosa.util.dtype_c2r(complex_dtype))
+    power = np.empty_like(magnitude) if with_power else None
     block = np.empty((STFT_BLOCK_FRAMES, n_fft))
     for start in range(0, n_frames, STFT_BLOCK_FRAMES):
         stop = min(n_frames, start + STFT_BLOCK_FRAMES)
         windowed = np.multiply(frames[start:stop], window, out=block[: stop - start])
         spectrum = fft.rfft(windowed, axis=-1).astype(complex_dtype, copy=False)
         np.abs(spectrum, out=magnitude[start:stop])
-    return magnitude.T
+        if with_power:
+            np.square(magnitude[start:stop], out=power[start:stop])  # = magnitude**2
+    return (magnitude.T, power.T) if with_power else magnitude.T
 
 
 @dataclass
