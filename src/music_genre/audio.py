@@ -11,11 +11,13 @@ Feature recipe (the reference's 57 columns), all from ONE short-time Fourier tra
 * ``|STFT|**2`` on chroma filters (tuning estimated once from the same spectrogram) gives chroma;
 * the zero-crossing rate comes from the waveform frames.
 
-The spectrogram, MFCCs, onset envelope and chroma are librosa's own calls with ``S=`` the shared
-spectrogram; centroid, bandwidth, rolloff, zero-crossing rate and tuning are exact
-vectorised re-implementations of librosa's definitions (5× cheaper; ``tests/test_audio_fast.py``
-checks each against librosa's function, ``tests/test_audio.py`` checks the whole against librosa
-called separately on the waveform and against the Kaggle feature table on real GTZAN tracks).
+The MFCCs, onset envelope, deltas and tonnetz are librosa's own calls with ``S=`` the shared
+spectrogram; the STFT magnitude, centroid, bandwidth, rolloff, zero-crossing rate, tuning,
+chroma, spectral contrast, flatness and RMS are exact re-implementations of librosa's
+definitions (compiled passes, no repeated copies or sorts; bit-identical except centroid and
+bandwidth, summed in another order: ``tests/test_audio_fast.py`` checks each against librosa's
+function, ``tests/test_audio.py`` checks the whole against librosa called separately on the
+waveform and against the Kaggle feature table on real GTZAN tracks).
 
 Length policy: a clip is cut or padded to exactly ``duration_s`` (30 s → 661 500 samples at
 22 050 Hz → 1292 frames). Longer clips keep their first ``duration_s``; shorter ones are looped
