@@ -968,9 +968,9 @@ class _Frames:
 def _frame_features(spec: _Spectra, params: ExtractionParams) -> _Frames:
     """The per-frame features behind the reference's 57, all from the one shared STFT.
 
-    MFCCs, the onset envelope, the tempo and chroma are librosa's own calls with ``S=`` the
-    shared spectrogram; centroid, bandwidth, rolloff, zero-crossing rate and tuning come from the
-    exact vectorised helpers above (same definitions, several times less time per track).
+    MFCCs and the onset envelope are librosa's own calls with ``S=`` the shared spectrogram;
+    the tempo, chroma, centroid, bandwidth, rolloff, zero-crossing rate and tuning come from the
+    exact helpers above (same definitions, several times less time per track).
     """
     sr, hop = params.sample_rate, params.hop_length
     freqs = _fft_frequencies(sr, params.n_fft)
