@@ -220,26 +220,30 @@ def stage_profile(paths: list[str], params, segment_s: float) -> dict:
     with threadpool_limits(1):
         audio.warm_up(params)
         for p in paths:
+            # the steps of audio.analyse / track_entry, in its order, with its helpers
             y = timed("decode", audio._decode_fixed, p, params)
-            stft = timed("stft", librosa.stft, y, n_fft=n_fft, hop_length=hop)
-            magnitude = timed("abs_power", np.abs, stft)
-            power = magnitude**2
+            magnitude = timed("stft_magnitude", audio._stft_magnitude, y, n_fft, hop)
+            power = timed("power", lambda: magnitude**2)
             mel_db = timed("mel_db", lambda: librosa.power_to_db(audio._mel_power(power, params)))
-            spec = audio._Spectra(y, magnitude, power, mel_db)
             mfcc = timed("mfcc", librosa.feature.mfcc, S=mel_db, n_mfcc=params.n_mfcc)
-            timed("centroid_bandwidth", audio._centroid_bandwidth, magnitude, freqs)
-            timed("rolloff", audio._rolloff, magnitude, freqs, params.rolloff_percent)
-            timed("zcr", audio._zero_crossing_rate, y, n_fft, hop)
+            centroid, bandwidth, rolloff = timed(
+                "centroid_bandwidth_rolloff", audio._spectral_shape, magnitude, freqs,
+                params.rolloff_percent)
+            zcr = timed("zcr", audio._zero_crossing_rate, y, n_fft, hop)
             onset = timed("onset", librosa.onset.onset_strength, S=mel_db, sr=sr, hop_length=hop)
-            timed("tempo", audio._tempo, onset, sr, hop)
+            tempo = timed("tempo", audio._tempo, onset, sr, hop)
             tuning = timed("tuning", audio._estimate_tuning, power, sr, n_fft, params.n_chroma)
-            timed("chroma", librosa.feature.chroma_stft, S=power, sr=sr, n_fft=n_fft,
-                  tuning=tuning)
+            chroma = timed("chroma", audio._chroma_stft, power, sr, params.n_chroma, tuning)
             timed("normalise_float16",
                   lambda: audio.normalise_spectrogram(mel_db).astype(np.float16))
-            fr = audio._frame_features(spec, params)
-            timed("rich_extras", audio._rich_extras, spec, fr, params, segment_s)
-            del mfcc
+            timed("mfcc_delta", librosa.feature.delta, mfcc)
+            timed("spectral_contrast", audio._spectral_contrast, magnitude, sr, n_fft)
+            timed("flatness", audio._spectral_flatness, power)
+            timed("tonnetz", librosa.feature.tonnetz, chroma=chroma, sr=sr)
+            timed("rms", audio._rms_consuming_power, power, n_fft)
+            fr = audio._Frames(mfcc, centroid, bandwidth, rolloff, zcr, tempo, chroma)
+            spec = audio._Spectra(y, magnitude, magnitude**2, mel_db)
+            timed("rich_extras_all", audio._rich_extras, spec, fr, params, segment_s)
             low = timed("degrade_8k", audio.degrade, y, sr, "resample_8k")
             timed("analyse_8k_copy_rich", audio.analyse, low, params, rich_segment_s=segment_s)
     return {k: round(1000 * statistics.median(v), 2) for k, v in times.items()}

@@ -6,7 +6,8 @@ would not count, so each helper is compared frame by frame with the librosa func
 replaces, on real GTZAN tracks and on signals that reach the edge cases (silence, a pure tone,
 white noise, clipping, sub-threshold samples). Stated tolerances:
 
-* rolloff, zero-crossing rate, tuning, tempo, mel spectrogram: exactly equal;
+* STFT magnitude, rolloff, zero-crossing rate, tuning, tempo, mel spectrogram, spectral
+  contrast, flatness and RMS: exactly equal;
 * centroid and bandwidth: relative 1e-6 (librosa rounds its normalised spectrogram to float32;
   measured agreement on GTZAN is ~1e-10).
 """
@@ -35,6 +36,24 @@ def _check_helpers(y: np.ndarray) -> None:
     magnitude, power = _spectra(y)
     freqs = audio._fft_frequencies(SR, N_FFT)
 
+    fast_magnitude = audio._stft_magnitude(y, N_FFT, HOP)
+    np.testing.assert_array_equal(fast_magnitude, magnitude)
+    assert fast_magnitude.flags.f_contiguous  # librosa's layout: later reductions in its order
+    fast_magnitude, fast_power = audio._stft_magnitude(y, N_FFT, HOP, with_power=True)
+    np.testing.assert_array_equal(fast_magnitude, magnitude)
+    np.testing.assert_array_equal(fast_power, power)
+    assert fast_power.flags.f_contiguous
+
+    np.testing.assert_array_equal(
+        audio._spectral_contrast(magnitude, SR, N_FFT),
+        librosa.feature.spectral_contrast(S=magnitude, sr=SR, n_fft=N_FFT))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log(amin) on silence, both
+        np.testing.assert_array_equal(audio._spectral_flatness(power),
+                                      librosa.feature.spectral_flatness(S=magnitude)[0])
+    np.testing.assert_array_equal(audio._rms_consuming_power(power.copy(order="K"), N_FFT),
+                                  librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0])
+
     centroid, bandwidth = audio._centroid_bandwidth(magnitude, freqs)
     ref_centroid = librosa.feature.spectral_centroid(S=magnitude, sr=SR, n_fft=N_FFT)[0]
     ref_bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=SR, n_fft=N_FFT)[0]
@@ -43,6 +62,9 @@ def _check_helpers(y: np.ndarray) -> None:
     np.testing.assert_allclose(bandwidth, ref_bandwidth, rtol=1e-6, atol=1e-3)
 
     rolloff = audio._rolloff(magnitude, freqs, 0.85)
+    fused = audio._spectral_shape(magnitude, freqs, 0.85)  # the one pass analyse uses
+    for got, separate in zip(fused, (centroid, bandwidth, rolloff)):
+        np.testing.assert_array_equal(got, separate)
     ref_rolloff = librosa.feature.spectral_rolloff(S=magnitude, sr=SR, n_fft=N_FFT,
                                                    roll_percent=0.85)[0]
     np.testing.assert_array_equal(rolloff, ref_rolloff)
@@ -56,6 +78,8 @@ def _check_helpers(y: np.ndarray) -> None:
         tuning = audio._estimate_tuning(power, SR, N_FFT, 12)
         ref_tuning = librosa.estimate_tuning(S=power, sr=SR, n_fft=N_FFT, bins_per_octave=12)
     assert tuning == ref_tuning
+    np.testing.assert_array_equal(audio._chroma_stft(power, SR, 12, tuning),
+                                  librosa.feature.chroma_stft(S=power, sr=SR, tuning=tuning))
 
 
 def _check_analyse(y: np.ndarray, duration_s: float) -> None:

@@ -111,8 +111,9 @@ def test_tracking_switched_off_in_conf(tracked):
     n_runs = len(client.search_runs([exp]))
     conf = project / "conf" / "base" / "mlflow.yml"
     text = conf.read_text()
-    assert "    pipelines: []" in text
-    conf.write_text(text.replace("    pipelines: []", "    pipelines: [tune_rf]"))
+    assert "    pipelines: [data_processing]" in text
+    conf.write_text(text.replace("    pipelines: [data_processing]",
+                                 "    pipelines: [data_processing, tune_rf]"))
     # kedro-mlflow's hook is one object per process and keeps the last run's id, which it
     # reopens in every node when tracking is off; `kedro run` is a fresh process, so forget it
     from kedro_mlflow.framework.hooks import mlflow_hook

@@ -18,10 +18,15 @@ warnings.filterwarnings("ignore", message=".*dataset names contain '.' character
 from kedro.config import OmegaConfigLoader  # noqa: E402
 
 from music_genre.hooks import ProjectHooks  # noqa: E402
+from music_genre.mlflow_hook import PLUGIN, TrackedRunsMlflowHook  # noqa: E402
 from music_genre.tracking import ClearMLHook, MlflowHook  # noqa: E402
 
-# kedro-mlflow registers its own hook (plugin entry point); MlflowHook logs into its run.
-HOOKS = (ProjectHooks(), MlflowHook(), ClearMLHook())
+# kedro-mlflow's hook, registered here in place of the plugin's own instance: the same hook,
+# but it connects to the tracking store only for a run it tracks (music_genre.mlflow_hook).
+# MlflowHook logs metrics and files into its run. Last here = called first, as the plugin's
+# own hook was (pluggy calls the latest registered first; plugins register after HOOKS).
+DISABLE_HOOKS_FOR_PLUGINS = (PLUGIN,)
+HOOKS = (ProjectHooks(), MlflowHook(), ClearMLHook(), TrackedRunsMlflowHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
