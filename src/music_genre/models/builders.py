@@ -117,9 +117,9 @@ def build_cnn(params: dict[str, Any], input_shape: tuple[int, int, int], n_class
               seed: int | None = None):
     """Keras CNN on (n_mels, n_frames, 1) spectrograms.
 
-    SpecAugment (training only) → per block: Conv2D(f, 3×3) → BatchNorm → ReLU → MaxPool(2) →
-    Dropout(block_dropout); then GlobalAveragePooling → Dense → BatchNorm → ReLU → Dropout →
-    softmax.
+    SpecAugment (training only) → [AveragePool(mel_pool × 1)] → per block: Conv2D(f, 3×3) →
+    BatchNorm → ReLU → MaxPool(2) → Dropout(block_dropout); then GlobalAveragePooling → Dense →
+    BatchNorm → ReLU → Dropout → softmax.
     """
     import keras
 
@@ -131,6 +131,11 @@ def build_cnn(params: dict[str, Any], input_shape: tuple[int, int, int], n_class
     if aug.get("enabled", True):
         x = SpecAugment(p=aug.get("p", 0.5), time_mask=aug.get("time_mask", 20),
                         freq_mask=aug.get("freq_mask", 10), seed=seed, name="specaugment")(x)
+    # mel_pool k > 1: average k adjacent mel bins first (128 → 128/k rows): every convolution
+    # after it costs 1/k; the stored spectrogram and the service's input stay as they are
+    mel_pool = int(params.get("mel_pool") or 1)
+    if mel_pool > 1:
+        x = keras.layers.AveragePooling2D((mel_pool, 1), name="mel_pool")(x)
     kernel = int(params.get("kernel_size", 3))
     dropout = float(params.get("dropout", 0.0))
     # Dropout inside the conv blocks feeds the next BatchNorm different statistics in training
