@@ -22,7 +22,9 @@ blocks (``segment.crops_per_track=4``, ``specaugment.p=0.8``), values are YAML. 
   ``evaluate_other_artists`` node does: the model is bundled (``bundle.trained_bundle``), loaded
   (``inference.loaded_model``) and each file's bytes go to ``inference.predict_bytes`` with a
   1 s minimum duration (the clip is looped to the 30 s analysis window); accuracy with its 95 %
-  Wilson interval and recall per genre.
+  Wilson interval and recall per genre. ``--excerpt-seeds 42,43,44``: one such model per seed
+  (the split and the training draws change with it): the spread between trainings, which the
+  binomial interval does not hold.
 
 Every training is the project's ``training.fit`` with the variant's parameters (early stopping
 and ReduceLROnPlateau as configured, precision as configured: bfloat16 compute where the CPU has
@@ -204,6 +206,9 @@ def main() -> None:
     ap.add_argument("--excerpts-per-genre", type=int, default=0,
                     help="score only the first N excerpts of each genre (0: all; a smoke test)")
     ap.add_argument("--no-cv", action="store_true")
+    ap.add_argument("--excerpt-seeds", default="",
+                    help="comma-separated training seeds for the whole-sample model (default: "
+                         "the conf's seed); several give the spread between trainings")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--only-folds", type=int, default=0, help="stop after N folds (0: all)")
     ap.add_argument("--out", type=Path, help="append each variant's result (JSON lines) here")
@@ -232,11 +237,14 @@ def main() -> None:
             print(f"  grouped CV: {g['correct']}/{g['n_tracks']} = {g['accuracy']:.3f} "
                   f"[{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}], {g['train_cpu_s']:.0f} CPU-s, "
                   f"epochs {g['epochs_run']}", flush=True)
-        if files:
-            result["excerpts"] = other_artists(params, spec, tracks, genres, seed,
-                                               conf["extraction"], files)
-            e = result["excerpts"]
-            print(f"  excerpts: {e['correct']}/{e['n_files']} = {e['accuracy']:.3f} "
+        seeds = [int(x) for x in args.excerpt_seeds.split(",") if x.strip()] or [seed]
+        for i, s in enumerate(seeds if files else []):
+            key = "excerpts" if i == 0 else f"excerpts_seed{s}"
+            result[key] = other_artists(params, spec, tracks, genres, s, conf["extraction"],
+                                        files)
+            result[key]["seed"] = s
+            e = result[key]
+            print(f"  excerpts (seed {s}): {e['correct']}/{e['n_files']} = {e['accuracy']:.3f} "
                   f"[{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]", flush=True)
         result["load_after"] = os.getloadavg()[0]
         results[name] = result
