@@ -1,10 +1,11 @@
 """Benchmark: CNN variants — accuracy on grouped CV AND on other artists' excerpts, against
 training CPU time, one command per variant (or several).
 
-    python benchmarks/cnn_variants.py --variant "today:"
-    python benchmarks/cnn_variants.py --variant "narrow: filters=[16,32,64,128] dense_units=128 batch_size=16"
-    python benchmarks/cnn_variants.py --variant "a: mel_pool=2" --variant "b: segment.crops_per_track=4"
-                                      [--folds 5] [--only-folds N] [--no-excerpts] [--out FILE]
+    python benchmarks/cnn_variants.py --variant "default:"      # the configured CNN
+    python benchmarks/cnn_variants.py --excerpt-seeds 42,43 \
+        --variant "old: filters=[32,64,128,256] dense_units=512 batch_size=8 mel_pool=1"
+    python benchmarks/cnn_variants.py --variant "a: mixup.alpha=0.2" --variant "b: segment.crops_per_track=4"
+        [--folds 5] [--only-folds N] [--no-cv] [--no-excerpts] [--excerpt-seeds S,...] [--out FILE]
 
 A variant is ``NAME: key=value ...`` over the live ``params:cnn`` block of ``conf/`` (what
 ``kedro run`` trains; ``NAME:`` alone is the configuration as it stands); dotted keys reach nested
