@@ -54,6 +54,19 @@ def test_cnn_follows_its_parameters(filters):
     assert sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers) == len(filters)
 
 
+def test_cnn_mel_pool_averages_mel_bins_before_the_convolutions():
+    params = {"filters": [4], "dense_units": 4, "mel_pool": 2,
+              "specaugment": {"enabled": False}}
+    model = builders.build_cnn(params, (128, 129, 1), 10)
+    assert model.input_shape == (None, 128, 129, 1)  # the stored spectrogram, unchanged
+    assert model.get_layer("conv_0").input.shape[1:3] == (64, 129)
+    x = np.random.default_rng(0).random((2, 128, 129, 1)).astype(np.float32)
+    pooled = keras.Model(model.input, model.get_layer("mel_pool").output)(x)
+    np.testing.assert_allclose(np.asarray(pooled), (x[:, 0::2] + x[:, 1::2]) / 2, atol=1e-6)
+    no_pool = builders.build_cnn({**params, "mel_pool": 1}, (128, 129, 1), 10)
+    assert "mel_pool" not in [layer.name for layer in no_pool.layers]
+    assert no_pool.get_layer("conv_0").input.shape[1:3] == (128, 129)
+
 def test_specaugment_masks_stay_within_limits_and_are_off_at_inference():
     layer = SpecAugment(p=1.0, time_mask=20, freq_mask=10, seed=3)
     x = np.ones((64, 128, 300, 1), np.float32)

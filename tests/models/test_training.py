@@ -78,6 +78,32 @@ def test_prediction_windows_and_lowpass_augmentation(spec):
         assert 4 <= len(kept) < 8 and list(kept) == list(range(len(kept)))  # top bands zeroed
 
 
+def test_mixup_mixes_windows_and_their_labels_by_the_same_weight(spec):
+    idx, labels = np.arange(6), np.array([0, 1, 2, 0, 1, 2])
+    plain = training.spectrogram_batches(spec, idx, labels, batch_size=6, shuffle=True, seed=5,
+                                         window=40, n_classes=3)
+    mixed = training.spectrogram_batches(spec, idx, labels, batch_size=6, shuffle=True, seed=5,
+                                         window=40, n_classes=3, mixup={"alpha": 0.4, "p": 1.0})
+    x0, y0 = plain[0]  # same seed: the same windows before mixing
+    x1, y1 = mixed[0]
+    assert y0.shape == y1.shape == (6, 3)
+    np.testing.assert_array_equal(y0, np.eye(3)[labels[plain.item_track[plain.positions[:6]]]])
+    np.testing.assert_allclose(y1.sum(axis=1), 1.0, rtol=1e-6)  # still distributions
+    assert not np.array_equal(x0, x1) and (y1.max(axis=1) < 1).any()
+    for j in range(6):  # x1[j] = lam x0[j] + (1 - lam) x0[k], y1[j] the same mix of labels
+        fits = []
+        for k in range(6):
+            d = (x0[j] - x0[k]).ravel()
+            lam = 1.0 if k == j else float(d @ (x1[j] - x0[k]).ravel() / (d @ d))
+            if np.allclose(x1[j], lam * x0[j] + (1 - lam) * x0[k], atol=1e-4) and \
+                    np.allclose(y1[j], lam * y0[j] + (1 - lam) * y0[k], atol=1e-4):
+                fits.append(k)
+        assert fits, j
+    # validation / prediction batches: never mixed
+    val = training.spectrogram_batches(spec, idx, labels, batch_size=64, window=40,
+                                       n_classes=3, mixup={"alpha": 0.4})
+    assert set(np.unique(val[0][1])) == {0.0, 1.0}
+
 @pytest.mark.slow  # Keras training
 def test_segment_model_trains_on_windows_and_averages_them_per_track(spec):
     y = np.array([0, 1, 0, 1, 0, 1])

@@ -67,7 +67,8 @@ def _optimizer(params: dict[str, Any]):
                                   weight_decay=float(opt.get("weight_decay", 0.0)))
 
 
-def _classifier(inputs, x, n_classes: int, params: dict[str, Any], name: str):
+def _classifier(inputs, x, n_classes: int, params: dict[str, Any], name: str,
+                soft_labels: bool = False):
     """The softmax head and compilation shared by the Keras models."""
     import keras
 
@@ -78,7 +79,9 @@ def _classifier(inputs, x, n_classes: int, params: dict[str, Any], name: str):
     # jit_compile: XLA for the training step (Keras' "auto" leaves it off on CPU-only machines);
     # benchmarks/cnn_throughput.py --jit measures it
     jit = params.get("jit_compile", "auto")
-    model.compile(optimizer=_optimizer(params), loss="sparse_categorical_crossentropy",
+    # soft_labels: one-hot (mixed) label rows, as mixup gives them
+    loss = "categorical_crossentropy" if soft_labels else "sparse_categorical_crossentropy"
+    model.compile(optimizer=_optimizer(params), loss=loss,
                   metrics=["accuracy"], jit_compile=jit if jit is not None else "auto")
     return model
 
@@ -114,12 +117,12 @@ def build_mlp(params: dict[str, Any], n_features: int, n_classes: int,
 
 
 def build_cnn(params: dict[str, Any], input_shape: tuple[int, int, int], n_classes: int,
-              seed: int | None = None):
+              seed: int | None = None, soft_labels: bool = False):
     """Keras CNN on (n_mels, n_frames, 1) spectrograms.
 
-    SpecAugment (training only) → per block: Conv2D(f, 3×3) → BatchNorm → ReLU → MaxPool(2) →
-    Dropout(block_dropout); then GlobalAveragePooling → Dense → BatchNorm → ReLU → Dropout →
-    softmax.
+    SpecAugment (training only) → [AveragePool(mel_pool × 1)] → per block: Conv2D(f, 3×3) →
+    BatchNorm → ReLU → MaxPool(2) → Dropout(block_dropout); then GlobalAveragePooling → Dense →
+    BatchNorm → ReLU → Dropout → softmax.
     """
     import keras
 
@@ -131,6 +134,11 @@ def build_cnn(params: dict[str, Any], input_shape: tuple[int, int, int], n_class
     if aug.get("enabled", True):
         x = SpecAugment(p=aug.get("p", 0.5), time_mask=aug.get("time_mask", 20),
                         freq_mask=aug.get("freq_mask", 10), seed=seed, name="specaugment")(x)
+    # mel_pool k > 1: average k adjacent mel bins first (128 → 128/k rows): every convolution
+    # after it costs 1/k; the stored spectrogram and the service's input stay as they are
+    mel_pool = int(params.get("mel_pool") or 1)
+    if mel_pool > 1:
+        x = keras.layers.AveragePooling2D((mel_pool, 1), name="mel_pool")(x)
     kernel = int(params.get("kernel_size", 3))
     dropout = float(params.get("dropout", 0.0))
     # Dropout inside the conv blocks feeds the next BatchNorm different statistics in training
@@ -153,4 +161,4 @@ def build_cnn(params: dict[str, Any], input_shape: tuple[int, int, int], n_class
     x = keras.layers.BatchNormalization(momentum=bn_momentum, name="dense_bn")(x)
     x = keras.layers.Activation("relu", name="dense_relu")(x)
     x = keras.layers.Dropout(dropout, name="dense_dropout")(x)
-    return _classifier(inputs, x, n_classes, params, "cnn")
+    return _classifier(inputs, x, n_classes, params, "cnn", soft_labels)

@@ -166,17 +166,21 @@ class _KerasSpectrogram(Family):
         n_mels, n_frames = spec.data.shape[1:]
         if window and window >= n_frames:
             window = None  # windows as long as the track: whole-track training
+        mixup = dict(params.get("mixup") or {})
+        soft = float(mixup.get("alpha") or 0) > 0  # mixed labels: one-hot, categorical loss
         with distributed.accelerated(params.get("accelerator")):  # strategy, precision
             model = builders.build_cnn(params, (n_mels, window or n_frames, 1), n_classes,
-                                       seed=seed)
+                                       seed=seed, soft_labels=soft)
         # segment training: random windows per track per epoch; validation on every
         # non-overlapping window of the validation tracks (for early stopping only)
         fit_args = {
             "x": spectrogram_batches(spec, train_idx, y_train, batch_size, True, seed,
                                      window=window, crops_per_track=seg["crops_per_track"],
-                                     lowpass=params.get("lowpass")),
+                                     lowpass=params.get("lowpass"),
+                                     n_classes=n_classes if soft else None, mixup=mixup),
             "validation_data": spectrogram_batches(spec, val_idx, y_val, batch_size, False,
-                                                   seed, window=window, hop=window),
+                                                   seed, window=window, hop=window,
+                                                   n_classes=n_classes if soft else None),
         }
         return model, _keras_fit(model, params, fit_args, callbacks)
 

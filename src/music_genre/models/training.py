@@ -35,7 +35,8 @@ def window_starts(n_frames: int, window: int, hop: int) -> np.ndarray:
 def spectrogram_batches(spec: SpectrogramSet, indices, labels=None, batch_size: int = 32,
                         shuffle: bool = False, seed: int = 0, window: int | None = None,
                         crops_per_track: int = 1, hop: int | None = None,
-                        lowpass: dict[str, Any] | None = None):
+                        lowpass: dict[str, Any] | None = None, n_classes: int | None = None,
+                        mixup: dict[str, Any] | None = None):
     """A Keras ``PyDataset`` of (spectrogram, label) batches read from the float16 store.
 
     Only one batch is cast to float32 at a time; shuffling permutes positions per epoch.
@@ -48,6 +49,11 @@ def spectrogram_batches(spec: SpectrogramSet, indices, labels=None, batch_size: 
     ``lowpass`` (training only, ``{p, min_keep}``): with probability ``p`` a window loses its top
     mel bands (a random fraction of the bins from ``min_keep`` up is kept), as a 16 kHz or 8 kHz
     recording or an MP3 has no energy there; the normalised floor is 0.
+
+    ``n_classes`` given: labels are one-hot rows (for a categorical loss). ``mixup`` (training
+    only, ``{alpha, p}``, needs ``n_classes``): with probability ``p`` a window becomes
+    ``lam * x + (1 - lam) * x'`` with another window ``x'`` of the batch and
+    ``lam ~ Beta(alpha, alpha)``, its label mixed the same way.
     """
     import keras
 
@@ -93,7 +99,21 @@ def spectrogram_batches(spec: SpectrogramSet, indices, labels=None, batch_size: 
                                          n_mels, size=len(x))
                 for j in np.flatnonzero(hit):
                     x[j, keep[j]:, :, 0] = 0.0
-            return (x,) if labels is None else (x, labels[track])
+            if labels is None:
+                return (x,)
+            y = labels[track]
+            if n_classes:
+                y = np.eye(int(n_classes), dtype=np.float32)[y]
+                alpha = float((mixup or {}).get("alpha", 0.0))
+                if shuffle and alpha > 0 and len(x) > 1:
+                    hit = self.rng.random(len(x)) < float(mixup.get("p", 1.0))
+                    lam = np.where(hit, self.rng.beta(alpha, alpha, len(x)), 1.0)
+                    partner = self.rng.permutation(len(x))
+                    lam_x = lam.astype(np.float32)[:, None, None, None]
+                    x = lam_x * x + (1 - lam_x) * x[partner]
+                    y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+                    y = y.astype(np.float32)
+            return x, y
 
         def on_epoch_end(self):
             if shuffle:
