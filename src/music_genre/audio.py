@@ -496,39 +496,20 @@ def _mel_power(power: np.ndarray, params: ExtractionParams) -> np.ndarray:
     return np.einsum("...ft,mf->...mt", power, basis, optimize=True)
 
 
-def _centroid_bandwidth(magnitude: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame spectral centroid and bandwidth (p=2) from the first three spectral moments.
-
-    librosa: ``centroid = Σ f·S/ΣS`` and ``bandwidth = sqrt(Σ (f-c)²·S/ΣS)``, a frame whose ΣS is
-    below float32's ``tiny`` left unnormalised (so silence gives 0, not NaN). Computed here in
-    float64 as ``(m2 - 2c·m1 + c²·m0)/ΣS`` from one (3 × n_bins) @ (n_bins × n_frames) product,
-    (one compiled pass, float64 sums) instead of librosa's normalised copy and (n_bins × n_frames)
-    deviation matrix. Agreement:
-    relative 1e-6 (librosa rounds its normalised spectrogram to float32).
-    """
-    # one compiled pass over the frame-major spectrogram (librosa's STFT is Fortran-ordered)
-    m0, m1, m2 = _numba_kernels()["moments"](np.ascontiguousarray(magnitude.T),
-                                             np.asarray(freqs, np.float64))
-    return _centroid_bandwidth_from_moments(m0, m1, m2, magnitude.dtype)
-
-
-def _rolloff(magnitude: np.ndarray, freqs: np.ndarray, roll_percent: float) -> np.ndarray:
-    """``librosa.feature.spectral_rolloff`` exactly: the lowest bin whose cumulative energy
-    (summed bin by bin in the spectrogram's dtype, as ``np.cumsum`` does) reaches
-    ``roll_percent`` of the frame's total, without the (n_bins × n_frames) cumulative array,
-    NaN mask and ``nanmin`` (one compiled pass, 5× less time)."""
-    # the cumulative sum never decreases: the first bin at or above the threshold is the count
-    # of bins below it
-    roll = np.asarray([roll_percent], dtype=magnitude.dtype)
-    # frame-major (librosa's STFT is Fortran-ordered: each frame's bins are contiguous)
-    return freqs[_numba_kernels()["bins_below"](np.ascontiguousarray(magnitude.T), roll)]
-
-
 def _spectral_shape(magnitude: np.ndarray, freqs: np.ndarray,
                     roll_percent: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(centroid, bandwidth, rolloff) per frame: :func:`_centroid_bandwidth` and
-    :func:`_rolloff` from one compiled pass over the spectrogram instead of two (equal arrays:
-    tests/test_audio_fast.py)."""
+    """(centroid, bandwidth p=2, rolloff) per frame from ONE compiled pass over the frame-major
+    spectrogram (librosa's STFT is Fortran-ordered: each frame's bins are contiguous).
+
+    Centroid and bandwidth: librosa's ``Σ f·S/ΣS`` and ``sqrt(Σ (f-c)²·S/ΣS)``, a frame whose ΣS
+    is below float32's ``tiny`` left unnormalised (silence gives 0, not NaN), computed in float64
+    from the first three spectral moments as ``(m2 - 2c·m1 + c²·m0)/ΣS`` instead of librosa's
+    normalised copy and (n_bins × n_frames) deviation matrix; agreement relative 1e-6 (librosa
+    rounds its normalised spectrogram to float32). Rolloff: ``librosa.feature.spectral_rolloff``
+    exactly — the lowest bin whose cumulative energy (summed bin by bin in the spectrogram's
+    dtype, as ``np.cumsum`` does) reaches ``roll_percent`` of the frame's total; the cumulative
+    sum never decreases, so that bin is the count of bins below it (no cumulative array, NaN
+    mask or ``nanmin``). Checked against librosa in tests/test_audio_fast.py."""
     roll = np.asarray([roll_percent], dtype=magnitude.dtype)
     moments, below = _numba_kernels()["shape"](np.ascontiguousarray(magnitude.T),
                                                np.asarray(freqs, np.float64), roll)
@@ -548,43 +529,11 @@ def _numba_kernels():
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def bins_below(frames, roll):  # pragma: no cover - compiled
-        n_frames, n_bins = frames.shape
-        count = np.zeros(n_frames, np.int64)
-        for t in range(n_frames):
-            total = roll[0] - roll[0]  # 0 in the spectrogram's dtype (an int 0 would widen)
-            for i in range(n_bins):  # the same additions, in the same order, as np.cumsum
-                total += frames[t, i]
-            threshold = roll[0] * total  # roll_percent * total in the spectrogram's dtype
-            running = roll[0] - roll[0]
-            for i in range(n_bins):
-                running += frames[t, i]
-                if running < threshold:
-                    count[t] += 1
-                else:
-                    break  # never decreases: no later bin is below
-        return count
-
-    @numba.njit(cache=True, nogil=True)
-    def moments(frames, freqs):  # pragma: no cover - compiled
-        n_frames, n_bins = frames.shape
-        out = np.zeros((3, n_frames))
-        for t in range(n_frames):
-            m0 = m1 = m2 = 0.0
-            for i in range(n_bins):
-                x = np.float64(frames[t, i])
-                fx = freqs[i] * x
-                m0 += x
-                m1 += fx
-                m2 += freqs[i] * fx
-            out[0, t], out[1, t], out[2, t] = m0, m1, m2
-        return out
-
-    @numba.njit(cache=True, nogil=True)
     def shape(frames, freqs, roll):  # pragma: no cover - compiled
-        # `moments` and `bins_below` in ONE read of each frame: the same additions in the same
-        # order and precision (the float32 total for the rolloff, float64 moments), so the
-        # same numbers; the independent sums overlap in the CPU instead of taking turns
+        # per frame, in ONE read of it: the float64 moments Σx, Σf·x, Σf²·x, and the rolloff's
+        # total and running sum in the spectrogram's dtype, bin by bin as np.cumsum adds (an
+        # int 0 would widen: `roll[0] - roll[0]` is 0 in that dtype); the independent sums
+        # overlap in the CPU
         n_frames, n_bins = frames.shape
         out = np.zeros((3, n_frames))
         count = np.zeros(n_frames, np.int64)
@@ -723,7 +672,7 @@ def _numba_kernels():
                 peak[b, t] = np.float32(np.float64(total) / k)
         return valley, peak
 
-    return {"bins_below": bins_below, "moments": moments, "zcr": zcr,
+    return {"zcr": zcr,
             "band_extremes": band_extremes, "shape": shape, "band_peaks": band_peaks}
 
 
