@@ -29,12 +29,6 @@ from kedro_mlflow.framework.hooks.utils import _assert_mlflow_enabled
 PLUGIN = "kedro_mlflow"
 
 
-def _requested_pipelines() -> list[str] | None:
-    from music_genre.pipeline_registry import _requested
-
-    return _requested()
-
-
 def _switch_logging(pipeline, catalog, on: bool) -> None:
     """kedro-mlflow's ``switch_catalog_logging`` over the pipeline's datasets only (its own
     instantiates every dataset of the catalog)."""
@@ -62,7 +56,9 @@ class TrackedRunsMlflowHook(MlflowHook):
             super().after_context_created(context)
         finally:
             KedroMlflowConfig.setup = setup
-        requested = _requested_pipelines()
+        from music_genre.pipeline_registry import _requested  # not at settings.py's import
+
+        requested = _requested()
         # None: every pipeline (the default run) or not known (an interactive session): tracked
         self.tracks_this_run = requested is None or _assert_mlflow_enabled(
             requested, self.mlflow_config)
