@@ -15,6 +15,7 @@ white noise, clipping, sub-threshold samples). Stated tolerances:
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -181,3 +182,28 @@ def test_rich_features_start_with_the_57_bit_for_bit_one_implementation():
         np.testing.assert_array_equal(result.rich[:57], result.features)
         np.testing.assert_array_equal(audio.rich_features(y, params, 1.0), result.rich)
         assert len(result.rich) == len(audio.rich_feature_names(params, 1.0))
+
+
+def test_warm_up_once_skips_while_the_marker_matches_this_installation(tmp_path, monkeypatch):
+    import json
+
+    import numba
+
+    params = audio.ExtractionParams(duration_s=2.0)
+    audio.warm_up(params)  # every compiled function loaded in this process: none is cached anew
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
+    (tmp_path / "librosa_x").mkdir()
+    assert audio.warm_up_once(params) is True  # no marker yet
+    marker = tmp_path / "music_genre_warm.json"
+    recorded = json.loads(marker.read_text())
+    assert "librosa_x" in recorded["dirs"] and str(Path(audio.__file__).resolve()) in \
+        recorded["stamp"]["sources"]
+    assert audio.warm_up_once(params) is False
+    # librosa reinstalled (a source file's size/mtime changed): warm up again
+    recorded["stamp"]["sources"][next(iter(recorded["stamp"]["sources"]))][1] += 1
+    marker.write_text(json.dumps(recorded))
+    assert audio.warm_up_once(params) is True and audio.warm_up_once(params) is False
+    (tmp_path / "librosa_x").rmdir()  # part of the cache deleted
+    assert audio.warm_up_once(params) is True
+    marker.write_text("{not json")
+    assert audio.warm_up_once(params) is True

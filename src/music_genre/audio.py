@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 import re
 import struct
@@ -1026,6 +1027,56 @@ def warm_up(params: ExtractionParams) -> None:
     rng = np.random.default_rng(0)
     y = (0.1 * rng.standard_normal(int(params.sample_rate * 4))).astype(np.float32)
     analyse(y, params, rich_segment_s=1.0)
+
+
+_WARM_MARKER = "music_genre_warm.json"
+
+
+def _numba_cache_stamp() -> dict[str, Any]:
+    """What numba's on-disk cache entries depend on (its index is keyed by each compiled
+    function's source file, size and mtime, and by the CPU): the interpreter, numba and
+    llvmlite, the host CPU, and the size and mtime of every source file with cached functions
+    (librosa's and this module). Any change: a worker could compile, so warm up again."""
+    import platform
+
+    import llvmlite
+    import llvmlite.binding as llvm
+    import numba
+
+    sources = sorted(Path(librosa.__file__).parent.rglob("*.py")) + [Path(__file__).resolve()]
+    files = {}
+    for path in sources:
+        st = path.stat()
+        files[str(path)] = [st.st_size, st.st_mtime_ns]
+    return {"python": platform.python_version(), "numba": numba.__version__,
+            "llvmlite": llvmlite.__version__, "cpu": llvm.get_host_cpu_name(),
+            "cpu_features": llvm.get_host_cpu_features().flatten(), "sources": files}
+
+
+def warm_up_once(params: ExtractionParams) -> bool:
+    """:func:`warm_up` unless this installation already filled ``NUMBA_CACHE_DIR``: a marker
+    in that folder records the :func:`_numba_cache_stamp` of the last warm-up and the cache
+    folders it left. While both still hold, workers only load the cache (no compile, so no
+    race) and this process skips the warm-up's imports and analysis (~1.4 s of a first
+    extraction run on 2 cores). Returns whether it warmed up."""
+    import numba
+
+    cache = Path(numba.config.CACHE_DIR or ".")  # where this process's numba reads and writes
+    marker = cache / _WARM_MARKER
+    stamp = _numba_cache_stamp()
+    try:
+        recorded = json.loads(marker.read_text())
+        if recorded["stamp"] == stamp and all((cache / d).is_dir() for d in recorded["dirs"]):
+            return False
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no marker (first run, or the cache was emptied), or an unreadable one
+    warm_up(params)
+    if cache.is_dir():
+        dirs = sorted(p.name for p in cache.iterdir() if p.is_dir())
+        tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"stamp": stamp, "dirs": dirs}))
+        os.replace(tmp, marker)
+    return True
 
 
 def worker_imports() -> int:

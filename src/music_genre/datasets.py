@@ -6,11 +6,13 @@ objects (tables, mappings, memory-mapped arrays).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
 import os
 import shutil
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -131,6 +133,19 @@ class AudioFolderDataset(AbstractDataset[None, pd.DataFrame]):
             f"<p>First {seconds:g} s of one track per genre:</p>" + "".join(players))
 
 
+# members of a cache entry not kept in the per-process memo of TrackCache.fields
+LARGE_MEMBERS = frozenset({"mel"})
+# (path, size, mtime) -> small members; bounded (~10 kB an entry: 8192 entries ~80 MB)
+_SMALL_MEMBERS: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+_SMALL_MEMBERS_MAX = 8192
+
+
+def _remember(memo_key: tuple, small: dict[str, np.ndarray]) -> None:
+    _SMALL_MEMBERS[memo_key] = small
+    while len(_SMALL_MEMBERS) > _SMALL_MEMBERS_MAX:
+        _SMALL_MEMBERS.popitem(last=False)
+
+
 class TrackCache(Mapping):
     """Read-only mapping ``cache key -> {features, mel, ...}`` over a folder of ``.npz`` files."""
 
@@ -148,13 +163,34 @@ class TrackCache(Mapping):
             return {name: npz[name] for name in npz.files}
 
     def fields(self, key: str, names: list[str]) -> dict[str, np.ndarray]:
-        """The members ``names`` of entry ``key`` that it has (an ``.npz`` member is read only
-        when asked for: the features without the 330 kB spectrogram)."""
+        """The members ``names`` of entry ``key`` that it has (read-only arrays).
+
+        The small members (everything but the 330 kB spectrogram, which is read only when asked
+        for) are read once per process and entry version and shared: the three nodes that read
+        the cache (the chain check, the feature table, the rich tables) open each ``.npz`` once
+        instead of three times. An entry is never changed in place (a chain added later
+        replaces the file, a new mtime), so the memo is keyed by path, size and mtime.
+        """
         path = self._path(key)
-        if not path.is_file():
-            raise KeyError(key)
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in names if name in npz.files}
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        memo_key = (str(path), st.st_size, st.st_mtime_ns)
+        small = _SMALL_MEMBERS.get(memo_key)
+        large = [n for n in names if n in LARGE_MEMBERS]
+        if small is None or large:
+            with np.load(path, allow_pickle=False) as npz:
+                if small is None:
+                    small = {n: npz[n] for n in npz.files if n not in LARGE_MEMBERS}
+                    for arr in small.values():
+                        arr.flags.writeable = False
+                    _remember(memo_key, small)
+                found = {n: npz[n] for n in large if n in npz.files}
+        else:
+            found = {}
+        found.update({n: small[n] for n in names if n in small})
+        return {n: found[n] for n in names if n in found}
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._path(key).is_file()
@@ -245,16 +281,48 @@ class SpectrogramDataset(AbstractVersionedDataset[SpectrogramSet, SpectrogramSet
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        arr = np.lib.format.open_memmap(
-            tmp / "data.npy", mode="w+", dtype=self._dtype, shape=data.data.shape
-        )
-        for i in range(0, len(data.data), 64):  # chunked copy: never a second full copy in RAM
-            arr[i : i + 64] = data.data[i : i + 64]
-        arr.flush()
-        del arr
-        (tmp / "track_ids.json").write_text(json.dumps([str(t) for t in data.track_ids]))
+        ids = json.dumps([str(t) for t in data.track_ids])
+        # a set read from content-addressed cache entries names its content: when the newest
+        # saved version holds the same (a re-run over unchanged audio), this version links its
+        # data file instead of writing 330 MB (1000 tracks) again
+        content = getattr(data.data, "content_id", None)
+        content = f"{content}:{self._dtype.str}:{hashlib.sha1(ids.encode()).hexdigest()}" \
+            if content else None
+        same = self._previous_with(content, folder) if content else None
+        if same is not None:
+            try:
+                os.link(same / "data.npy", tmp / "data.npy")
+            except OSError:  # no hard links here: copy
+                shutil.copyfile(same / "data.npy", tmp / "data.npy")
+        else:
+            arr = np.lib.format.open_memmap(
+                tmp / "data.npy", mode="w+", dtype=self._dtype, shape=data.data.shape
+            )
+            for i in range(0, len(data.data), 64):  # chunked copy: never a full copy in RAM
+                arr[i : i + 64] = data.data[i : i + 64]
+            arr.flush()
+            del arr
+        (tmp / "track_ids.json").write_text(ids)
+        if content:
+            (tmp / "content_id.txt").write_text(content)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
+
+    def _previous_with(self, content: str, folder: Path) -> Path | None:
+        """The newest other saved version, when its recorded content is ``content``."""
+        root = Path(self._filepath)
+        if self._version is None:  # unversioned: the one folder is rewritten
+            candidates = [root] if root != folder else []
+        else:
+            candidates = sorted((p for p in root.glob(f"*/{root.name}")
+                                 if p != folder and (p / "data.npy").is_file()), reverse=True)
+        for previous in candidates[:1]:
+            try:
+                if (previous / "content_id.txt").read_text() == content:
+                    return previous
+            except OSError:
+                return None
+        return None
 
     def _exists(self) -> bool:
         try:

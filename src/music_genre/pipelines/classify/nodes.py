@@ -139,7 +139,7 @@ def _run_all(paths: Sequence[str], loaded: inference.LoadedModel, max_bytes: int
                 rows[i] = _classify_one(path)
                 bar.update()
             return rows
-        audio.warm_up(loaded.extraction)  # numba cache before workers
+        audio.warm_up_once(loaded.extraction)  # numba cache before workers
         # spawn, not fork: the parent may hold TensorFlow's threads, which fork can deadlock
         with cf.ProcessPoolExecutor(
                 max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),

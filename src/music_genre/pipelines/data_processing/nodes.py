@@ -182,7 +182,9 @@ def extract_tracks(
         starter = threading.Thread(target=_start_workers, args=(n_jobs,), daemon=True)
         starter.start()
     if todo and (parallel or on_dask):
-        audio.warm_up(params)  # fill the numba cache before workers start (no compile race)
+        # fill the numba cache before workers start (no compile race); skipped while the
+        # marker says this installation filled it already
+        audio.warm_up_once(params)
     if starter is not None:
         starter.join()
     kwargs = {"params": params, "segment_s": segment_s, "chains": chains}
@@ -280,6 +282,12 @@ class _CachedSpectrograms:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    @property
+    def content_id(self) -> str:
+        """The entries' keys in order (each hashes its audio and parameters): equal ids, equal
+        spectrograms (``SpectrogramDataset.save`` then links the previous version's file)."""
+        return hashlib.sha1("\n".join([*self._keys, str(self.shape)]).encode()).hexdigest()
 
     def __getitem__(self, item):
         if isinstance(item, (int, np.integer)):
