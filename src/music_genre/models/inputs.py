@@ -153,14 +153,39 @@ def augmented_training_set(x_train: np.ndarray, y_train: np.ndarray, train_ids: 
     return np.vstack(xs), np.concatenate(ys)
 
 
+FIT_ON = ("train", "train+val")
+
+
+def fit_on(params: dict[str, Any]) -> str:
+    """``params['fit_on']``: ``train`` (the split's training tracks) or ``train+val`` (its
+    validation tracks too: for models that do not early-stop on them, which would otherwise
+    leave them unused). Test tracks are never fitted on either way."""
+    value = str(params.get("fit_on", "train"))
+    name = params.get("name", params.get("kind"))
+    if value not in FIT_ON:
+        raise ValueError(f"params:{name}.fit_on is '{value}': use one of {list(FIT_ON)}")
+    if value == "train+val":
+        from music_genre.models import families  # families imports this module
+
+        if families.by_kind(params["kind"]).keras:
+            raise ValueError(f"params:{name}.fit_on is train+val, but {params['kind']} "
+                             "early-stops on the validation tracks: set it to train")
+    return value
+
+
 def fit_inputs(model_input, split: pd.DataFrame, params: dict[str, Any], genres: list[str],
-               degraded: pd.DataFrame | None = None):
+               degraded: pd.DataFrame | None = None, tuning: bool = False):
     """Everything a model is fitted on, the same for training and tuning: the training rows
     (plus their degraded copies, ``params['augment']``) and the validation rows of the table
-    the model reads (``input_table``, ``input_columns``). Returns
+    the model reads (``input_table``, ``input_columns``). With ``fit_on: train+val`` the
+    validation rows join the training rows (none are returned as validation), except for
+    ``tuning``, whose trials are scored on them. Returns
     ``(x_train, y_train, x_val, y_val, columns)``; ``columns`` is None for spectrograms."""
     train_ids, y_train = labels(split, "train", genres)
     val_ids, y_val = labels(split, "val", genres)
+    if not tuning and fit_on(params) == "train+val":
+        train_ids, y_train = np.concatenate([train_ids, val_ids]), np.concatenate([y_train, y_val])
+        val_ids, y_val = val_ids[:0], y_val[:0]
     if not len(train_ids):
         raise ValueError("the split has no training tracks")
     table = input_table(model_input, degraded, params)

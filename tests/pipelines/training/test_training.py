@@ -9,7 +9,7 @@ import pytest
 
 from music_genre.datasets import SpectrogramSet
 from music_genre.demo import GENRES
-from music_genre.models.inputs import augmented_training_set
+from music_genre.models.inputs import augmented_training_set, fit_inputs
 from music_genre.pipelines.data_processing.nodes import split_tracks
 from music_genre.pipelines.training.nodes import evaluate_model, train_model
 from tests.helpers import FILTERED
@@ -85,6 +85,32 @@ def test_augmentation_learns_from_degraded_copies_of_training_tracks_only():
         train_model(table, split, params, GENRES, 0)  # no degraded table given
     with pytest.raises(ValueError, match="lowpass"):
         augmented_training_set(x0, y, train, degraded, params, None)  # a spectrogram model
+
+
+def test_fit_on_train_val_adds_the_validation_tracks_but_never_a_test_track():
+    ids = [f"{g}.{i:05d}" for g in GENRES[:2] for i in range(5)]
+    genre = [i.split(".")[0] for i in ids]
+    table = pd.DataFrame({"track_id": ids, "genre": genre, "a": np.arange(10.0),
+                          "b": np.arange(10.0) * 2})
+    split = pd.DataFrame({"track_id": ids, "genre": genre,
+                          "split": (["train"] * 3 + ["val", "test"]) * 2})
+    params = {"name": "rf", "kind": "random_forest", "fit_on": "train+val",
+              "random_forest": {"n_estimators": 5, "n_jobs": 1}}
+    x, y, x_val, y_val, _ = fit_inputs(table, split, params, GENRES)
+    assert sorted(x[:, 0]) == [0, 1, 2, 3, 5, 6, 7, 8] and len(x_val) == len(y_val) == 0
+    # tuning scores its trials on the validation tracks: they stay apart there
+    x, _, x_val, _, _ = fit_inputs(table, split, params, GENRES, tuning=True)
+    assert sorted(x[:, 0]) == [0, 1, 2, 5, 6, 7] and sorted(x_val[:, 0]) == [3, 8]
+    model, info = train_model(table, split, params, GENRES, 0)
+    assert info["n_train"] == 8 and info["fit_on"] == "train+val"
+    metrics = evaluate_model(model, table, split, info, params, GENRES)[0]
+    assert metrics["fit_on"] == "train+val" and metrics["n_test"] == 2
+    assert train_model(table, split, {**params, "fit_on": "train"}, GENRES, 0)[1]["n_train"] == 6
+    with pytest.raises(ValueError, match=r"params:rf.fit_on is 'all'"):
+        train_model(table, split, {**params, "fit_on": "all"}, GENRES, 0)
+    with pytest.raises(ValueError, match=r"params:mlp.fit_on is train\+val.*early-stops"):
+        fit_inputs(table, split, {"name": "mlp", "kind": "keras_mlp", "fit_on": "train+val"},
+                   GENRES)
 
 
 @pytest.mark.slow  # Keras training

@@ -35,6 +35,7 @@ from music_genre.models.inputs import (  # noqa: E402
     input_columns,
     input_table,
 )
+from music_genre.models.inputs import fit_on as inputs_fit_on  # noqa: E402
 from music_genre.models.reports import classification_metrics  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
         test_fps = {c: _fingerprint(t) for c, t in tests.items()}
         degraded_fp = (_fingerprint(degraded) if params.get("augment") else None)
         max_repeats = int(spec.get("n_repeats", cv["n_repeats"]))
+        fit_on = inputs_fit_on(params)  # train | train+val, checked before any fold
         parts = folds[folds["repeat"] < max_repeats]
         if spec.get("schemes"):  # a variant's budget: only these schemes
             parts = parts[parts["scheme"].isin(evaluation.name_list(spec["schemes"]))]
@@ -194,6 +196,8 @@ def cross_validate_models(features: pd.DataFrame, rich_features: pd.DataFrame, s
             for k in (int(k) for k in sorted(part["fold"].unique())):
                 train, val, test = evaluation.fold_partition(folds, scheme, r, k,
                                                              float(cv["val_fraction"]), seed)
+                if fit_on == "train+val":  # as the model's own training: val tracks fitted on
+                    train, val = np.concatenate([train, val]), val[:0]
                 key = _fold_key(variant=name, params=params, scheme=scheme, repeat=r, fold=k,
                                 train=sorted(map(str, train)), val=sorted(map(str, val)),
                                 test=sorted(map(str, test)), data=data_fp, tests=test_fps,

@@ -22,12 +22,14 @@ logger = logging.getLogger(__name__)
 def train_model(model_input, split: pd.DataFrame, params: dict[str, Any], genres: list[str],
                 seed: int, degraded: pd.DataFrame | None = None) -> tuple[Any, dict[str, Any]]:
     """Fit the model on the training split (plus degraded copies of its tracks when
-    ``params['augment']`` lists chains of ``degraded``), early-stopping on the validation split.
+    ``params['augment']`` lists chains of ``degraded``), early-stopping on the validation split
+    (``params['fit_on']: train+val``, for models that do not early-stop: on both).
     """
     x_train, y_fit, x_val, y_val, columns = inputs.fit_inputs(model_input, split, params, genres,
                                                               degraded)
     model, info = training.fit(params, x_train, y_fit, x_val, y_val, n_classes=len(genres),
                                seed=int(params.get("seed", seed)))
+    info["fit_on"] = inputs.fit_on(params)  # train | train+val (the metrics report it)
     if columns is not None:
         # what the service must compute for this model: the columns, in order, and how
         # (bundle_model puts it in the model's contract; the metrics report it)

@@ -27,7 +27,7 @@ def tune_model(model_input, split: pd.DataFrame, base: dict[str, Any],
     input table, feature columns, band-limited input and augmented copies).
     """
     x_train, y_train, x_val, y_val, _ = inputs.fit_inputs(model_input, split, base, genres,
-                                                          degraded)
+                                                          degraded, tuning=True)
     if not len(y_val):
         raise ValueError("tuning needs validation tracks in the split "
                          f"({len(y_train)} train rows, 0 val)")
