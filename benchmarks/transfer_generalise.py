@@ -321,10 +321,20 @@ def load_data(mini: Path, excerpts: Path, nets=NETS, augment=(), deep=frozenset(
 
 
 # --- the name-based prior of conf/base/parameters_transfer.yml (musicnn.genre_prior) ----------
-def conf_params() -> dict:
+def conf_params(name: str = "") -> dict:
+    """conf/base/parameters_transfer.yml; ``name`` = ``DEFAULT: <yml> key=value ...`` sets
+    those keys (dotted paths, YAML values) over it: the shipped model with one change."""
     import yaml
 
-    return yaml.safe_load((ROOT / "conf" / "base" / "parameters_transfer.yml").read_text())
+    params = yaml.safe_load((ROOT / "conf" / "base" / "parameters_transfer.yml").read_text())
+    for item in name.split()[2:] if name.startswith("DEFAULT") else []:
+        key, _, value = item.partition("=")
+        *path, last = key.split(".")
+        block = params
+        for part in path:
+            block = block.setdefault(part, {})
+        block[last] = yaml.safe_load(value)
+    return params
 
 
 PRIOR_TAGS = {g: [t.replace("MSD_musicnn:", "msd:").replace("MTT_musicnn:", "mtt:") for t in tags]
@@ -619,7 +629,7 @@ def evaluate_conf(d: Data, folds: pd.DataFrame, name: str) -> dict:
     from music_genre.models.builders import build_logistic_regression
     from music_genre.transfer.embed import EmbedParams
 
-    params = conf_params()
+    params = conf_params(name)
     hop = EmbedParams.from_dict(params["musicnn"].get("embedding")).patch_hop
     X = conf_rows(d.train_feats(hop), params["musicnn"])
     X_ex = conf_rows(d.feats_ex, params["musicnn"])
@@ -633,7 +643,8 @@ def evaluate_conf(d: Data, folds: pd.DataFrame, name: str) -> dict:
     pred = g[fit(np.arange(len(X))).predict_proba(X_ex).argmax(axis=1)]
     k = int((pred == d.y_ex).sum())
     row = {"variant": name, "excerpts": (k / len(pred), *wilson_interval(k, len(pred))),
-           "excerpt_recall": {genre: float(np.mean(pred[d.y_ex == genre] == genre)) for genre in g}}
+           "excerpt_recall": {genre: float(np.mean(pred[d.y_ex == genre] == genre)) for genre in g},
+           "_hits": pred == d.y_ex}
     index = {t: i for i, t in enumerate(d.ids)}
     for scheme, part in folds.groupby("scheme"):
         hits, n = 0, 0
@@ -904,7 +915,7 @@ def main() -> None:
         print(json.dumps(cost))
         return
     names = [n.strip() for n in args.variants.split(",") if n.strip()] or list(VARIANTS)
-    chosen = {n: variant(n) for n in names if n != CONF}
+    chosen = {n: variant(n) for n in names if not n.startswith(CONF)}
     used = {p.split(".")[0] for v in chosen.values() for p in v.features.replace("|", "+").split("+")}
     needed = {"msd", "mtt"} | used | {n for v in chosen.values() for n in
                                       sum(PRIOR_NETS[v.prior_nets], ())}  # fmt: skip
@@ -912,10 +923,11 @@ def main() -> None:
     deep = {p.split(".")[0] for v in chosen.values() for p in v.features.replace("|", "+").split("+")
             if p.split(".")[1].rstrip("n") in ("pool", "p4", "p3")}  # nets whose deep layers
     hops = {v.hop for v in chosen.values()}
-    if CONF in names or args.serve:
-        from music_genre.transfer.embed import EmbedParams
+    if any(n.startswith(CONF) for n in names) or args.serve:
+        from music_genre.transfer.embed import EmbedParams, FeatureSpec
 
         hops.add(EmbedParams.from_dict(conf_params()["musicnn"].get("embedding")).patch_hop)
+        needed |= {SHORT[n] for n in FeatureSpec.from_dict(conf_params()["musicnn"]).networks}
     d = load_data(args.mini, args.excerpts, {k: v for k, v in NETS.items() if k in needed},
                   augment, deep, used, args.excerpt_views, hops)
     cv = {"n_splits": 5, "n_repeats": args.repeats, "seed": 42,
@@ -926,11 +938,23 @@ def main() -> None:
     print(f"{'variant':34s} | {'381 excerpts':24s} | {'grouped CV':24s} | {'stratified CV':24s}")
     rows = []
     for name in names:
-        row = evaluate_conf(d, folds, name) if name == CONF else evaluate(chosen[name], d, folds)
+        row = (evaluate_conf(d, folds, name) if name.startswith(CONF)
+               else evaluate(chosen[name], d, folds))
         rows.append(row)
         clip = f" | 3 s clips {fmt(row['grouped_clips'])}" if "grouped_clips" in row else ""
         print(f"{name:34s} | {fmt(row['excerpts'])} | {fmt(row['grouped'])} | "
               f"{fmt(row['stratified'])}{clip} ({row['seconds']:.0f} s)", flush=True)
+    conf_rows_ = [r for r in rows if "_hits" in r]
+    for r in conf_rows_[1:]:  # the same excerpts: exact McNemar against the first DEFAULT row
+        from scipy.stats import binomtest
+
+        gained = int((r["_hits"] & ~conf_rows_[0]["_hits"]).sum())
+        lost = int((~r["_hits"] & conf_rows_[0]["_hits"]).sum())
+        p = binomtest(gained, gained + lost).pvalue if gained + lost else 1.0
+        r["vs_first_default"] = {"gained": gained, "lost": lost, "mcnemar_p": p}
+        print(f"{r['variant']}: vs {conf_rows_[0]['variant']} on the excerpts: {gained} gained, "
+              f"{lost} lost, exact McNemar p {p:.3g}; recall " + ", ".join(
+                  f"{g} {100 * x:.0f}" for g, x in r["excerpt_recall"].items()))
     winner = next((r for r in rows if r["variant"] == (args.winner or CONF)),
                   max(rows, key=lambda r: r["grouped"][0]))  # fmt: skip
     print(f"per-genre recall on the excerpts, {winner['variant']}: " + ", ".join(

@@ -153,23 +153,27 @@ def augmented_training_set(x_train: np.ndarray, y_train: np.ndarray, train_ids: 
     return np.vstack(xs), np.concatenate(ys)
 
 
-FIT_ON = ("train", "train+val")
+FIT_ON = ("train", "train+val", "auto")
 
 
 def fit_on(params: dict[str, Any]) -> str:
-    """``params['fit_on']``: ``train`` (the split's training tracks) or ``train+val`` (its
-    validation tracks too: for models that do not early-stop on them, which would otherwise
-    leave them unused). Test tracks are never fitted on either way."""
+    """``params['fit_on']`` resolved to ``train`` (the split's training tracks) or ``train+val``
+    (its validation tracks too: for models that do not early-stop on them, which would
+    otherwise leave them unused); ``auto``: train+val unless the model's family early-stops
+    (Keras). Test tracks are never fitted on either way."""
     value = str(params.get("fit_on", "train"))
     name = params.get("name", params.get("kind"))
     if value not in FIT_ON:
         raise ValueError(f"params:{name}.fit_on is '{value}': use one of {list(FIT_ON)}")
-    if value == "train+val":
+    if value != "train":
         from music_genre.models import families  # families imports this module
 
-        if families.by_kind(params["kind"]).keras:
+        keras = families.by_kind(params["kind"]).keras
+        if value == "auto":
+            return "train" if keras else "train+val"
+        if keras:
             raise ValueError(f"params:{name}.fit_on is train+val, but {params['kind']} "
-                             "early-stops on the validation tracks: set it to train")
+                             "early-stops on the validation tracks: set it to train or auto")
     return value
 
 

@@ -111,6 +111,11 @@ def test_fit_on_train_val_adds_the_validation_tracks_but_never_a_test_track():
     with pytest.raises(ValueError, match=r"params:mlp.fit_on is train\+val.*early-stops"):
         fit_inputs(table, split, {"name": "mlp", "kind": "keras_mlp", "fit_on": "train+val"},
                    GENRES)
+    # auto: train+val for a forest, train for a model that early-stops
+    assert len(fit_inputs(table, split, {**params, "fit_on": "auto"}, GENRES)[1]) == 8
+    x, _, x_val, _, _ = fit_inputs(table, split, {"name": "mlp", "kind": "keras_mlp",
+                                                  "fit_on": "auto"}, GENRES)
+    assert len(x) == 6 and len(x_val) == 2
 
 
 @pytest.mark.slow  # Keras training

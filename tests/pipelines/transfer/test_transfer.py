@@ -49,8 +49,9 @@ def test_pipeline_on_demo_data(transfer_demo, transfer_trained):
     np.testing.assert_allclose(np.linalg.norm(first[:, :200], axis=1), 1, rtol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(first[:, 200:456], axis=1), 1, rtol=1e-5)
     model = catalog.load("transfer.model").model  # the head in its bundle
-    # 20 training tracks x 7 patches
-    assert model.n_patches == 28 and model.prior_columns == 10 and model.n_patches_seen_ == 140
+    # fit_on train+val: the 20 training + 10 validation tracks x 7 patches (the 10 test: none)
+    assert (split["split"] == "train").sum() == 20 and (split["split"] == "val").sum() == 10
+    assert model.n_patches == 28 and model.prior_columns == 10 and model.n_patches_seen_ == 210
 
     # serving: the saved artifacts + the shared preprocessing reproduce the evaluation exactly
     assert_service_equals_evaluation(catalog, manifest, params["musicnn"])
