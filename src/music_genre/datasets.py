@@ -310,19 +310,16 @@ class SpectrogramDataset(AbstractVersionedDataset[SpectrogramSet, SpectrogramSet
 
     def _previous_with(self, content: str, folder: Path) -> Path | None:
         """The newest other saved version, when its recorded content is ``content``."""
+        if self._version is None:  # unversioned: the one folder is rewritten, nothing to link
+            return None
         root = Path(self._filepath)
-        if self._version is None:  # unversioned: the one folder is rewritten
-            candidates = [root] if root != folder else []
-        else:
-            candidates = sorted((p for p in root.glob(f"*/{root.name}")
-                                 if p != folder and (p / "data.npy").is_file()), reverse=True)
-        for previous in candidates[:1]:
-            try:
-                if (previous / "content_id.txt").read_text() == content:
-                    return previous
-            except OSError:
-                return None
-        return None
+        candidates = sorted((p for p in root.glob(f"*/{root.name}")
+                             if p != folder and (p / "data.npy").is_file()), reverse=True)
+        try:
+            return candidates[0] if candidates and (
+                candidates[0] / "content_id.txt").read_text() == content else None
+        except OSError:  # a version saved before content ids were recorded
+            return None
 
     def _exists(self) -> bool:
         try:

@@ -130,7 +130,6 @@ def segment_settings(params: dict[str, Any]) -> dict[str, Any]:
     seg = dict(params.get("segment") or {})
     seg.setdefault("frames", None)
     seg.setdefault("crops_per_track", 8)
-    seg.setdefault("hop", None)
     return seg
 
 

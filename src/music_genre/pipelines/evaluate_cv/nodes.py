@@ -35,7 +35,7 @@ from music_genre.models.inputs import (  # noqa: E402
     input_columns,
     input_table,
 )
-from music_genre.models.inputs import fit_on as inputs_fit_on  # noqa: E402
+from music_genre.models.inputs import fit_on as inputs_fit_on  # noqa: E402  (`inputs`: a local)
 from music_genre.models.reports import classification_metrics  # noqa: E402
 
 logger = logging.getLogger(__name__)
