@@ -345,15 +345,17 @@ class SpectrogramDataset(AbstractVersionedDataset[SpectrogramSet, SpectrogramSet
 class OptionalCSVDataset(AbstractDataset[None, pd.DataFrame]):
     """A CSV a user may provide (e.g. a predefined split); an empty table when it is absent."""
 
-    def __init__(self, *, filepath: str | None = None, metadata: dict[str, Any] | None = None):
+    def __init__(self, *, filepath: str | None = None, load_args: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None):
         self._filepath = Path(filepath) if filepath else None
+        self._load_args = dict(load_args or {})
         self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
         if self._filepath is None or not self._filepath.is_file():
             return pd.DataFrame()
         try:
-            return pd.read_csv(self._filepath)
+            return pd.read_csv(self._filepath, **self._load_args)
         except Exception as exc:
             raise DatasetError(f"{self._filepath}: cannot read this CSV ({exc})") from exc
 

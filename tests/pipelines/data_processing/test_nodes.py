@@ -10,12 +10,14 @@ import pytest
 import soundfile as sf
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro_datasets.pandas import CSVDataset
 from kedro_datasets.pickle import PickleDataset
 
 from music_genre import audio
-from music_genre.datasets import AudioFolderDataset, TrackCacheDataset
+from music_genre.datasets import AudioFolderDataset, OptionalCSVDataset, TrackCacheDataset
 from music_genre.demo import GENRES, write_demo_collection
 from music_genre.pipelines.data_processing import create_pipeline
+from music_genre.pipelines.data_processing import nodes
 from music_genre.pipelines.data_processing.nodes import (
     extract_tracks,
     probe_tracks,
@@ -70,6 +72,11 @@ def test_pipeline_runs_with_a_real_runner_and_reports_without_losing_good_files(
         "predefined_split": MemoryDataset(pd.DataFrame()),
         "filtered_split_lists": MemoryDataset(FILTERED),
         "track_cache_previous": TrackCacheDataset(path=cache),
+        "track_key_memo_previous": OptionalCSVDataset(
+            filepath=str(tmp_path / "track_keys.csv"),
+            load_args={"dtype": str, "keep_default_na": False}),
+        "track_key_memo": CSVDataset(filepath=str(tmp_path / "track_keys.csv"),
+                                     save_args={"index": False}),
         "track_cache": TrackCacheDataset(path=cache),
         # read by the rich-tables node too: a file, so the runner does not release it
         "manifest": PickleDataset(filepath=str(tmp_path / "manifest.pkl")),
@@ -177,3 +184,41 @@ def test_split_reads_a_predefined_csv_and_rejects_bad_ones():
         split_tracks(manifest, pre[["track_id"]], FILTERED, {"val": 0.1, "test": 0.1, "seed": 0})
     with pytest.raises(ValueError, match="val \\+ test < 1"):
         split_tracks(manifest, pd.DataFrame(), FILTERED, {"val": 0.6, "test": 0.6, "seed": 0})
+
+
+def test_cache_keys_reuse_the_last_runs_key_of_an_unchanged_file(tmp_path, monkeypatch):
+    import os
+
+    files = []
+    for i in range(3):
+        path = tmp_path / f"t{i}.wav"
+        sf.write(path, np.full(800, 0.01 * (i + 1), np.float32), 8000)
+        files.append(str(path))
+    params = audio.ExtractionParams(duration_s=1.0)
+    first = nodes._cache_keys(files, params, 3.0, None, rehash=False)
+    assert list(first.columns) == nodes.KEY_MEMO_COLUMNS and first["cache_key"].is_unique
+    # the memo as the next run reads it back (all strings)
+    memo_file = tmp_path / "track_keys.csv"
+    CSVDataset(filepath=str(memo_file), save_args={"index": False}).save(
+        nodes.remember_keys(first.assign(track_id=["a", "b", "c"])))
+    memo = OptionalCSVDataset(filepath=str(memo_file),
+                              load_args={"dtype": str, "keep_default_na": False}).load()
+    hashed = []
+    real = nodes._cache_key
+    monkeypatch.setattr(nodes, "_cache_key", lambda p, *a: hashed.append(p) or real(p, *a))
+    again = nodes._cache_keys(files, params, 3.0, memo, rehash=False)
+    assert hashed == [] and list(again["cache_key"]) == list(first["cache_key"])
+    # new bytes in one file (a new mtime): that file alone is read, and gets a new key
+    sf.write(files[1], np.full(800, 0.5, np.float32), 8000)
+    st = os.stat(files[1])
+    os.utime(files[1], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    changed = nodes._cache_keys(files, params, 3.0, memo, rehash=False)
+    assert hashed == [files[1]] and changed["cache_key"][1] != first["cache_key"][1]
+    assert list(changed["cache_key"][[0, 2]]) == list(first["cache_key"][[0, 2]])
+    # other extraction parameters, or rehash_audio: every file is read again
+    hashed.clear()
+    nodes._cache_keys(files, audio.ExtractionParams(duration_s=2.0), 3.0, memo, rehash=False)
+    assert hashed == files
+    hashed.clear()
+    nodes._cache_keys(files, params, 3.0, memo, rehash=True)
+    assert hashed == files

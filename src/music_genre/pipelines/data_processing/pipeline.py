@@ -5,6 +5,7 @@ from .nodes import (
     assemble_rich_tables,
     extract_tracks,
     probe_tracks,
+    remember_keys,
     split_tracks,
 )
 
@@ -18,8 +19,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             # the rich features, plus each degraded copy of params:augmentation.degradations
             Node(extract_tracks,
                  ["probed_tracks", "track_cache_previous", "params:extraction",
-                  "params:rich_features", "params:augmentation", "params:execution"],
+                  "params:rich_features", "params:augmentation", "params:execution",
+                  "track_key_memo_previous"],
                  ["track_cache", "track_keys"], name="extract_tracks"),
+            # the keys with each file's size and mtime: the next run re-reads no unchanged file
+            Node(remember_keys, "track_keys", "track_key_memo", name="remember_track_keys"),
             Node(assemble_dataset,
                  ["probed_tracks", "track_keys", "track_cache", "params:extraction"],
                  ["manifest", "features", "spectrograms"], name="assemble_dataset"),
