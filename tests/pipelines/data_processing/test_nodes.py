@@ -16,8 +16,7 @@ from kedro_datasets.pickle import PickleDataset
 from music_genre import audio
 from music_genre.datasets import AudioFolderDataset, OptionalCSVDataset, TrackCacheDataset
 from music_genre.demo import GENRES, write_demo_collection
-from music_genre.pipelines.data_processing import create_pipeline
-from music_genre.pipelines.data_processing import nodes
+from music_genre.pipelines.data_processing import create_pipeline, nodes
 from music_genre.pipelines.data_processing.nodes import (
     extract_tracks,
     probe_tracks,
