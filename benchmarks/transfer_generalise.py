@@ -24,7 +24,8 @@ its 50 tag probabilities; ``.pool``/``.p4``/``.p3``: deeper layers), computed on
 ``msd.emb|msdvgg.emb``: one head each, probabilities geometric-averaged), how a track is
 summarised (``mean`` of its patch features = the model before issue 19; ``patch``: the head
 learns from every patch and a track's probability is the mean of its patches'), the head
-(``lr<C>`` logistic regression, ``lda`` shrinkage LDA, ``mlp``), ``+prior`` (the tag-name genre
+(``lr<C>`` logistic regression, ``lda`` shrinkage LDA, ``mlp``, ``ft``: MusiCNN's pretrained
+back-end fine-tuned on ``msd.pool``, :class:`FinetuneHead`), ``+prior`` (the tag-name genre
 prior of the conf multiplied in) and training copies (``+pitch`` ±2 semitones, ``+loopcrop``
 2-3 s crops looped as the excerpts are). Second session: ``embn`` (every patch embedding scaled
 to unit length: the conf's ``embedding_l2``), ``hop62``/``hop124`` (training and CV test tracks
@@ -55,6 +56,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -430,7 +432,52 @@ def make_head(head: str, seed: int = 0):
     if head == "mlp":
         return make_pipeline(StandardScaler(), MLPClassifier(
             (64,), alpha=1.0, max_iter=300, early_stopping=False, random_state=seed))
+    if head == "ft":
+        return FinetuneHead(seed)
     raise ValueError(f"unknown head {head!r}")
+
+
+@functools.cache
+def _msd_musicnn():
+    from music_genre.transfer.musicnn import load_musicnn
+
+    return load_musicnn("MSD_musicnn")
+
+
+class FinetuneHead:
+    """``ft``: the ``transfer_finetune`` recipe as a patch head — MusiCNN's pretrained back-end
+    (BatchNorm 1506 → Dense 200 → BatchNorm, :func:`music_genre.transfer.finetune.
+    build_finetune_model`) + a new softmax, trained on the pooled 1506-d patch features
+    (``msd.pool``) with conf/base/parameters_transfer.yml's ``transfer_finetune`` settings;
+    early stopping on a random 15 % of the training patches."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def fit(self, X, y):
+        import keras
+
+        from music_genre.transfer.finetune import build_finetune_model
+
+        params = conf_params()["transfer_finetune"]
+        self.classes_ = np.unique(y)
+        keras.utils.set_random_seed(self.seed)
+        _, self.top = build_finetune_model(_msd_musicnn(), len(self.classes_), params)
+        target = np.searchsorted(self.classes_, y)
+        val = np.random.default_rng(self.seed).random(len(X)) < 0.15
+        self.top.compile(optimizer=keras.optimizers.Adam(float(params["learning_rate"])),
+                         loss="sparse_categorical_crossentropy")
+        self.top.fit(np.asarray(X[~val], np.float32), target[~val],
+                     validation_data=(np.asarray(X[val], np.float32), target[val]),
+                     epochs=int(params["epochs"]), batch_size=int(params["batch_size"]),
+                     callbacks=[keras.callbacks.EarlyStopping(
+                         monitor="val_loss", patience=int(params["patience"]),
+                         restore_best_weights=True)], verbose=0)
+        return self
+
+    def predict_proba(self, X):
+        return np.asarray(self.top.predict(np.asarray(X, np.float32), batch_size=512,
+                                           verbose=0), np.float64)
 
 
 CONF = "DEFAULT: conf/base/parameters_transfer.yml"
