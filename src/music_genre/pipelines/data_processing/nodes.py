@@ -100,19 +100,18 @@ def _cache_key(path: str, params: audio.ExtractionParams, segment_s: float) -> s
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    digest.update(json.dumps(params.as_dict(), sort_keys=True).encode())
-    digest.update(json.dumps({"rich_segment_s": segment_s}).encode())
-    digest.update(__version__.encode())
+    digest.update(_key_inputs(params, segment_s))
     return digest.hexdigest()[:20]
+
+
+def _key_inputs(params: audio.ExtractionParams, segment_s: float) -> bytes:
+    """Everything a cache key hashes besides the audio bytes."""
+    return (json.dumps(params.as_dict(), sort_keys=True)
+            + json.dumps({"rich_segment_s": segment_s}) + __version__).encode()
 
 
 # what a cache key depends on besides the bytes: a remembered key is reused only under these
 KEY_MEMO_COLUMNS = ["path", "size", "mtime_ns", "key_params", "cache_key"]
-
-
-def _key_params(params: audio.ExtractionParams, segment_s: float) -> str:
-    return hashlib.sha1(json.dumps([params.as_dict(), segment_s, __version__],
-                                   sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _cache_keys(paths, params: audio.ExtractionParams, segment_s: float,
@@ -124,7 +123,7 @@ def _cache_keys(paths, params: audio.ExtractionParams, segment_s: float,
     again (at 1000 GTZAN tracks: 1.3 GB not re-hashed per re-run), as make and rsync trust them;
     ``rehash`` (``execution.rehash_audio``) hashes every file regardless.
     """
-    signature = _key_params(params, segment_s)
+    signature = hashlib.sha1(_key_inputs(params, segment_s)).hexdigest()[:20]
     known: dict[tuple, str] = {}
     if memo is not None and len(memo) and set(KEY_MEMO_COLUMNS) <= set(memo.columns) \
             and not rehash:
