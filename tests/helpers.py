@@ -71,3 +71,16 @@ TINY = {
     "cnn": {"epochs": 1, "filters": [4, 8], "dense_units": 8, "batch_size": 8, "verbose": 0},
     "rf": {"random_forest": {"n_estimators": 10, "n_jobs": 1}, "pca_components": 5},
 }
+
+
+def key_memo_datasets(folder: Path) -> dict:
+    """The two catalog names of the extraction's key memo (conf/base/catalog_data_processing.yml),
+    as the project declares them, in ``folder``: for tests that build their own catalog."""
+    from kedro_datasets.pandas import CSVDataset
+
+    from music_genre.datasets import OptionalCSVDataset
+
+    path = str(Path(folder) / "track_keys.csv")
+    return {"track_key_memo_previous": OptionalCSVDataset(
+                filepath=path, load_args={"dtype": str, "keep_default_na": False}),
+            "track_key_memo": CSVDataset(filepath=path, save_args={"index": False})}

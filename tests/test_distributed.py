@@ -23,7 +23,7 @@ from music_genre.datasets import (
 )
 from music_genre.demo import write_demo_collection
 from music_genre.pipelines.data_processing import create_pipeline
-from tests.helpers import FILTERED
+from tests.helpers import FILTERED, key_memo_datasets
 
 GENRES = ["blues", "classical", "metal"]
 # short clips keep the test fast; the extraction length must match them (3 s minimum)
@@ -37,11 +37,7 @@ def _run_data_processing(raw: Path, out: Path, execution: dict) -> DataCatalog:
         "predefined_split": OptionalCSVDataset(filepath=str(out / "none.csv")),
         "filtered_split_lists": MemoryDataset(FILTERED),
         "track_cache_previous": TrackCacheDataset(path=str(out / "track_cache")),
-        "track_key_memo_previous": OptionalCSVDataset(filepath=str(out / "track_keys.csv"),
-                                                      load_args={"dtype": str,
-                                                                 "keep_default_na": False}),
-        "track_key_memo": CSVDataset(filepath=str(out / "track_keys.csv"),
-                                     save_args={"index": False}),
+        **key_memo_datasets(out),
         "track_cache": TrackCacheDataset(path=str(out / "track_cache")),
         "manifest": CSVDataset(filepath=str(out / "manifest.csv")),
         "features": ParquetDataset(filepath=str(out / "features.parquet")),

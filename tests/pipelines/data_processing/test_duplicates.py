@@ -14,13 +14,12 @@ import pytest
 import soundfile as sf
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from kedro_datasets.pandas import CSVDataset
 
-from music_genre.datasets import AudioFolderDataset, OptionalCSVDataset, TrackCacheDataset
+from music_genre.datasets import AudioFolderDataset, TrackCacheDataset
 from music_genre.demo import GENRES, write_demo_collection
 from music_genre.pipelines.data_processing import create_pipeline
 from music_genre.pipelines.data_processing.nodes import probe_tracks, split_tracks
-from tests.helpers import TINY, latest, make_project, run
+from tests.helpers import TINY, key_memo_datasets, latest, make_project, run
 
 EXTRACTION = {"duration_s": 4.0, "min_duration_s": 1.0}
 
@@ -59,11 +58,7 @@ def test_run_with_duplicates_finishes_with_one_warning_and_a_clean_split(collect
         "predefined_split": MemoryDataset(pd.DataFrame()),
         "filtered_split_lists": MemoryDataset(pd.DataFrame({"track_id": [], "split": []})),
         "track_cache_previous": TrackCacheDataset(path=cache),
-        "track_key_memo_previous": OptionalCSVDataset(
-            filepath=str(tmp_path / "track_keys.csv"),
-            load_args={"dtype": str, "keep_default_na": False}),
-        "track_key_memo": CSVDataset(filepath=str(tmp_path / "track_keys.csv"),
-                                     save_args={"index": False}),
+        **key_memo_datasets(tmp_path),
         "track_cache": TrackCacheDataset(path=cache),
         "params:genres": MemoryDataset(GENRES),
         "params:extraction": MemoryDataset(EXTRACTION),

@@ -22,7 +22,7 @@ from music_genre.pipelines.data_processing.nodes import (
     probe_tracks,
     split_tracks,
 )
-from tests.helpers import FILTERED
+from tests.helpers import FILTERED, key_memo_datasets
 
 SR = 22050
 EXTRACTION = {"duration_s": 4.0, "min_duration_s": 1.0}
@@ -71,11 +71,7 @@ def test_pipeline_runs_with_a_real_runner_and_reports_without_losing_good_files(
         "predefined_split": MemoryDataset(pd.DataFrame()),
         "filtered_split_lists": MemoryDataset(FILTERED),
         "track_cache_previous": TrackCacheDataset(path=cache),
-        "track_key_memo_previous": OptionalCSVDataset(
-            filepath=str(tmp_path / "track_keys.csv"),
-            load_args={"dtype": str, "keep_default_na": False}),
-        "track_key_memo": CSVDataset(filepath=str(tmp_path / "track_keys.csv"),
-                                     save_args={"index": False}),
+        **key_memo_datasets(tmp_path),
         "track_cache": TrackCacheDataset(path=cache),
         # read by the rich-tables node too: a file, so the runner does not release it
         "manifest": PickleDataset(filepath=str(tmp_path / "manifest.pkl")),
